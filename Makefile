@@ -1,0 +1,50 @@
+# ConvLens: `make serve` builds the page and serves it on http://127.0.0.1:8080,
+# `make test` runs every test suite. Both install what they need on a fresh Debian machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.PHONY: serve test dist setup setup-web wasm native-test e2e bench clean
+
+PORT ?= 8080
+JOBS ?= 2
+WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+WASM_BINDGEN = $(HOME)/.cargo/bin/wasm-bindgen
+WASM = target/wasm32-unknown-unknown/wasm/convlens.wasm
+
+serve: dist
+	node tools/serve.mjs dist $(PORT)
+
+test: setup native-test dist e2e
+
+# The Rust wasm target, wasm-bindgen-cli pinned to the crate's wasm-bindgen, npm packages.
+setup:
+	@command -v cargo >/dev/null || { echo "Rust is required: https://rustup.rs"; exit 1; }
+	rustup target add wasm32-unknown-unknown
+	@if [ "$$($(WASM_BINDGEN) --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
+		cargo install -j$(JOBS) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); fi
+	@command -v node >/dev/null || { echo "Node.js is required (apt-get install -y nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund
+
+native-test:
+	cargo test -j$(JOBS)
+
+# The core compiled for the browser, then its JS bindings in pkg/.
+wasm:
+	cargo build -j$(JOBS) --lib --target wasm32-unknown-unknown --profile wasm
+	$(WASM_BINDGEN) --target web --out-dir pkg --out-name convlens $(WASM)
+
+# A static bundle that works from any static host under any sub-path.
+dist: setup wasm
+	rm -rf dist && mkdir -p dist/pkg dist/weights dist/samples
+	cp www/index.html www/app.js www/worker.js www/style.css dist/
+	cp pkg/convlens.js pkg/convlens_bg.wasm dist/pkg/
+	cp weights/manifest.json weights/efficientnet-lite0.safetensors dist/weights/
+	cp www/samples/*.jpg www/samples/CREDITS.md dist/samples/
+	@echo "dist/ is ready: $$(du -sh dist | cut -f1); wasm $$(stat -c%s dist/pkg/convlens_bg.wasm) bytes, $$(gzip -9c dist/pkg/convlens_bg.wasm | wc -c) gzipped"
+
+e2e:
+	@command -v chromium >/dev/null || { echo "Chromium is required: apt-get install -y chromium"; exit 1; }
+	node tests/e2e/e2e.mjs dist
+
+clean:
+	rm -rf dist pkg target

@@ -1,0 +1,77 @@
+//! Compute devices: Burn's wgpu backend (WebGPU in the browser, Vulkan/Metal natively) or the
+//! `flex` pure-Rust CPU backend, always wrapped in autodiff (Grad-CAM and filter patterns need
+//! gradients; a forward pass with no tensor requiring grad records nothing). Also the one place
+//! tensors are read back to the host, asynchronously, as the browser requires.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Which backend to compute on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// GPU through wgpu (WebGPU / Vulkan / Metal).
+    Wgpu,
+    /// The flex CPU backend.
+    Cpu,
+}
+
+impl Backend {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "wgpu" | "webgpu" | "gpu" => Ok(Self::Wgpu),
+            "cpu" | "flex" => Ok(Self::Cpu),
+            other => Err(Error::invalid(format!("unknown backend '{other}': choose wgpu or cpu"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Wgpu => "wgpu",
+            Self::Cpu => "cpu",
+        }
+    }
+
+    /// The autodiff device for this backend (native: blocks while the GPU is acquired).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn device(self) -> Result<Device> {
+        let device = match self {
+            Self::Cpu => Device::flex(),
+            Self::Wgpu => Device::wgpu_options().init().map_err(|e| Error::Backend(format!("no usable GPU adapter ({e}); try --backend cpu")))?,
+        };
+        Ok(device.autodiff())
+    }
+
+    /// The autodiff device for this backend, acquired asynchronously (required in the browser).
+    pub async fn device_async(self) -> Result<Device> {
+        let device = match self {
+            Self::Cpu => Device::flex(),
+            Self::Wgpu => Device::wgpu_options().init_async().await.map_err(|e| Error::Backend(format!("WebGPU is not usable here ({e})")))?,
+        };
+        Ok(device.autodiff())
+    }
+}
+
+/// Natively, the backend to use when the user did not choose: the GPU when wgpu finds a real card,
+/// else the CPU (a software rasterizer such as lavapipe is ~10× slower than flex). Returns the
+/// device and a one-line note saying what was picked and why.
+#[cfg(not(target_family = "wasm"))]
+pub fn auto_device() -> (Device, Backend, String) {
+    match Device::wgpu_options().init() {
+        Ok(device) => match device.identity() {
+            Some(id) if id.physical.is_some() => (device.autodiff(), Backend::Wgpu, format!("using the GPU ({})", id.name)),
+            Some(id) => (Device::flex().autodiff(), Backend::Cpu, format!("using the CPU: the only GPU adapter is a software one ({})", id.name)),
+            None => (Device::flex().autodiff(), Backend::Cpu, "using the CPU: the GPU adapter did not identify itself".into()),
+        },
+        Err(e) => (Device::flex().autodiff(), Backend::Cpu, format!("using the CPU: no GPU adapter ({e})")),
+    }
+}
+
+/// Reads a tensor's values to the host as f32 (asynchronously: synchronous reads panic in wasm).
+pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor.into_data_async().await.map_err(|e| Error::Backend(format!("reading a result failed: {e:?}")))?;
+    data.try_cast_as::<f32>()
+        .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))
+}

@@ -1,0 +1,112 @@
+//! Decoding photos (any common format, with limits so a hostile header cannot make us allocate
+//! gigabytes), downscaling huge ones, and the bilinear squash to a network's square input.
+//! ConvLens squashes (no crop): the whole photo is seen, at the cost of its aspect ratio.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::{imageops::FilterType, ImageReader, Limits, RgbImage};
+
+use crate::error::{Error, Result};
+
+/// An RGB photo, 8 bits per channel.
+pub type Photo = RgbImage;
+
+/// Largest photo we decode: 100 megapixels (a 50 MP camera photo is fine; a forged header is not).
+const MAX_PIXELS: u64 = 100_000_000;
+/// Longest side kept after decoding: enough for a sharp overlay, small enough to stay quick.
+pub const MAX_SIDE: u32 = 2048;
+
+/// Decodes any common image format (JPEG, PNG, WebP, GIF, BMP) to RGB, downscaling photos whose
+/// longest side exceeds `MAX_SIDE`.
+pub fn decode(bytes: &[u8]) -> Result<Photo> {
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Image(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(Error::Image("not an image file (expected JPEG, PNG, WebP, GIF or BMP)".into()));
+    }
+    let mut reader = reader;
+    reader.limits(decode_limits());
+    let (w, h) = reader.into_dimensions().map_err(|e| Error::Image(e.to_string()))?;
+    if w == 0 || h == 0 {
+        return Err(Error::Image("the image is empty".into()));
+    }
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(Error::Image(format!(
+            "the image is {w}×{h} ({:.0} megapixels); ConvLens reads up to {} megapixels: downscale it first",
+            w as f64 * h as f64 / 1e6,
+            MAX_PIXELS / 1_000_000
+        )));
+    }
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Image(e.to_string()))?;
+    reader.limits(decode_limits());
+    let image = reader.decode().map_err(|e| Error::Image(e.to_string()))?.into_rgb8();
+    Ok(fit_within(image, MAX_SIDE))
+}
+
+/// Allocation cap for decoding: the largest accepted photo as RGBA plus decoder scratch space.
+fn decode_limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 4 + (64 << 20));
+    limits
+}
+
+/// Downscales (keeping the aspect ratio) so the longest side is at most `max_side`.
+pub fn fit_within(photo: Photo, max_side: u32) -> Photo {
+    let (w, h) = photo.dimensions();
+    if w.max(h) <= max_side {
+        return photo;
+    }
+    let scale = max_side as f64 / w.max(h) as f64;
+    let (nw, nh) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+    image::imageops::resize(&photo, nw, nh, FilterType::Triangle)
+}
+
+/// Bilinear squash to `size`×`size` (no crop). A photo already that size is returned untouched.
+pub fn squash(photo: &Photo, size: u32) -> Photo {
+    if photo.dimensions() == (size, size) {
+        return photo.clone();
+    }
+    image::imageops::resize(photo, size, size, FilterType::Triangle)
+}
+
+/// Photos of equal size -> [N, 3, H, W] RGB pixel values 0–255 as f32.
+pub fn to_pixels(photos: &[Photo], device: &Device) -> Result<Tensor<4>> {
+    let (w, h) = photos.first().map(|p| p.dimensions()).ok_or_else(|| Error::invalid("no photo given"))?;
+    if photos.iter().any(|p| p.dimensions() != (w, h)) {
+        return Err(Error::invalid("photos in one batch must have the same size"));
+    }
+    let (w, h) = (w as usize, h as usize);
+    let mut data = vec![0f32; photos.len() * 3 * h * w];
+    for (n, photo) in photos.iter().enumerate() {
+        for (i, px) in photo.pixels().enumerate() {
+            for c in 0..3 {
+                data[(n * 3 + c) * h * w + i] = px[c] as f32;
+            }
+        }
+    }
+    Ok(Tensor::from_data(TensorData::new(data, [photos.len(), 3, h, w]), device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_text() {
+        let err = decode(b"hello, I am not a picture").unwrap_err().to_string();
+        assert!(err.contains("not an image"), "{err}");
+    }
+
+    #[test]
+    fn squash_keeps_same_size_untouched() {
+        let p = Photo::from_fn(7, 7, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 5]));
+        assert_eq!(squash(&p, 7), p);
+        assert_eq!(squash(&p, 3).dimensions(), (3, 3));
+    }
+
+    #[test]
+    fn fit_within_keeps_aspect() {
+        let p = Photo::new(4000, 1000);
+        assert_eq!(fit_within(p, 2048).dimensions(), (2048, 512));
+    }
+}

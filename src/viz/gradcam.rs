@@ -1,0 +1,204 @@
+//! Class activation maps from gradients: Grad-CAM (Selvaraju et al. 2017, in Chollet's 5.4.3
+//! form), Grad-CAM++ (Chattopadhyay et al. 2018) and LayerCAM (Jiang et al. 2021), with the weight
+//! formulas of pytorch-grad-cam. One forward to the layer, one backward from the class score; the
+//! three methods differ only in how they weigh the same activation and gradient.
+
+use burn::tensor::activation::softmax;
+use serde::Serialize;
+
+use crate::backend::read_f32;
+use crate::error::{Error, Result};
+use crate::models::Network;
+use crate::picture::{squash, to_pixels, Colormap, Photo, Rgba};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CamMethod {
+    GradCam,
+    GradCamPlusPlus,
+    LayerCam,
+}
+
+impl CamMethod {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "gradcam" | "grad-cam" => Ok(Self::GradCam),
+            "gradcam++" | "grad-cam++" | "gradcampp" => Ok(Self::GradCamPlusPlus),
+            "layercam" => Ok(Self::LayerCam),
+            other => Err(Error::invalid(format!("unknown method '{other}': choose gradcam, gradcam++ or layercam"))),
+        }
+    }
+}
+
+/// Which class score is differentiated: the softmax probability (the book) or the logit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Score {
+    Probability,
+    Logit,
+}
+
+/// A class activation map for one photo.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cam {
+    pub layer: String,
+    pub class: usize,
+    pub label: String,
+    /// Probability of `class` for this photo.
+    pub prob: f32,
+    /// Map height and width (the layer's resolution).
+    pub height: usize,
+    pub width: usize,
+    /// The map after ReLU, divided by its max (all zeros stays zeros), row-major.
+    pub map: Vec<f32>,
+}
+
+/// The activation [C, H*W] and gradient of the score w.r.t. it, on the host, plus the class.
+struct LayerGradient {
+    activation: Vec<f32>,
+    gradient: Vec<f32>,
+    channels: usize,
+    class: usize,
+    prob: f32,
+}
+
+/// Runs the photo to `layer`, then from there to the class score, and differentiates it.
+async fn layer_gradient(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, score: Score) -> Result<LayerGradient> {
+    let info = net.layer(layer)?;
+    if !info.kind.is_spatial() || info.shape[1] * info.shape[2] <= 1 {
+        return Err(Error::Layer(format!("'{layer}' is a {} layer without a spatial map: Grad-CAM needs a conv layer such as '{}'", info.kind.name(), net.kind.default_cam_layer())));
+    }
+    let classes = net.logit_count();
+    if let Some(c) = class.filter(|c| *c >= classes) {
+        return Err(Error::invalid(format!("class {c} does not exist: {} has classes 0..{}", net.kind.name(), classes - 1)));
+    }
+    let pixels = to_pixels(&[squash(photo, net.input_size() as u32)], net.device())?;
+    // The layer's output becomes a leaf, so the backward stops there (no gradient through the body).
+    let activation = net.forward_until(pixels, layer)?.detach().require_grad();
+    let logits = net.forward_from(activation.clone(), layer)?;
+    let probs = softmax(logits.clone(), 1);
+    let prob_values = read_f32(probs.clone()).await?;
+    let class = class.unwrap_or_else(|| (0..classes).max_by(|&a, &b| prob_values[a].total_cmp(&prob_values[b])).unwrap_or(0));
+    let scores = match score {
+        Score::Probability => probs,
+        Score::Logit => logits,
+    };
+    let target = scores.narrow(1, class, 1).sum();
+    let grads = target.backward();
+    let gradient = activation.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the layer".into()))?;
+    Ok(LayerGradient {
+        activation: read_f32(activation.inner()).await?,
+        gradient: read_f32(gradient).await?,
+        channels: info.shape[0],
+        class,
+        prob: prob_values[class],
+    })
+}
+
+/// Channel weights and per-pixel weighting of each method, then ReLU and max-normalization.
+fn combine(method: CamMethod, g: &LayerGradient) -> Vec<f32> {
+    let pixels = g.activation.len() / g.channels;
+    let mut map = vec![0f32; pixels];
+    for c in 0..g.channels {
+        let a = &g.activation[c * pixels..(c + 1) * pixels];
+        let d = &g.gradient[c * pixels..(c + 1) * pixels];
+        match method {
+            CamMethod::GradCam => {
+                let weight = d.iter().sum::<f32>() / pixels as f32;
+                // Chollet averages over channels; the 1/C factor vanishes in the max-normalization.
+                map.iter_mut().zip(a).for_each(|(m, a)| *m += weight * a / g.channels as f32);
+            }
+            CamMethod::GradCamPlusPlus => {
+                let sum_a: f32 = a.iter().sum();
+                let weight: f32 = d
+                    .iter()
+                    .map(|&d| {
+                        let (d2, d3) = (d * d, d * d * d);
+                        let alpha = if d != 0.0 { d2 / (2.0 * d2 + sum_a * d3 + 1e-7) } else { 0.0 };
+                        d.max(0.0) * alpha
+                    })
+                    .sum();
+                map.iter_mut().zip(a).for_each(|(m, a)| *m += weight * a);
+            }
+            CamMethod::LayerCam => {
+                map.iter_mut().zip(a.iter().zip(d)).for_each(|(m, (a, d))| *m += d.max(0.0) * a);
+            }
+        }
+    }
+    normalize(map)
+}
+
+/// ReLU, then divide by the max; an all-zero map stays all zeros (never NaN).
+fn normalize(mut map: Vec<f32>) -> Vec<f32> {
+    map.iter_mut().for_each(|v| *v = v.max(0.0));
+    let max = map.iter().copied().fold(0.0f32, f32::max);
+    if max > 0.0 {
+        map.iter_mut().for_each(|v| *v /= max);
+    }
+    map
+}
+
+/// The class activation map of `photo` for `class` (None: the top class) at `layer`.
+pub async fn class_activation_map(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, method: CamMethod, score: Score) -> Result<Cam> {
+    let g = layer_gradient(net, photo, layer, class, score).await?;
+    let [_, height, width] = net.layer(layer)?.shape;
+    Ok(Cam {
+        layer: layer.to_string(),
+        class: g.class,
+        label: net.labels.get(g.class).cloned().unwrap_or_default(),
+        prob: g.prob,
+        height,
+        width,
+        map: combine(method, &g),
+    })
+}
+
+/// Bilinear upsampling of the map to `width`×`height` (pixel-centre aligned, as cv2.resize).
+pub fn upsample(cam: &Cam, width: usize, height: usize) -> Vec<f32> {
+    let (mw, mh) = (cam.width, cam.height);
+    let at = |x: usize, y: usize| cam.map[y.min(mh - 1) * mw + x.min(mw - 1)];
+    let mut out = Vec::with_capacity(width * height);
+    for y in 0..height {
+        let fy = ((y as f32 + 0.5) * mh as f32 / height as f32 - 0.5).max(0.0);
+        let (y0, ty) = (fy.floor() as usize, fy.fract());
+        for x in 0..width {
+            let fx = ((x as f32 + 0.5) * mw as f32 / width as f32 - 0.5).max(0.0);
+            let (x0, tx) = (fx.floor() as usize, fx.fract());
+            let top = at(x0, y0) * (1.0 - tx) + at(x0 + 1, y0) * tx;
+            let bottom = at(x0, y0 + 1) * (1.0 - tx) + at(x0 + 1, y0 + 1) * tx;
+            out.push(top * (1.0 - ty) + bottom * ty);
+        }
+    }
+    out
+}
+
+/// The heatmap alone at the photo's size, coloured.
+pub fn heatmap(cam: &Cam, width: usize, height: usize, colormap: Colormap) -> Rgba {
+    let up = upsample(cam, width, height);
+    Rgba::from_fn(width, height, |x, y| colormap.rgb(up[y * width + x]))
+}
+
+/// The book's overlay: heat × `opacity` + photo, saturating (opacity 0.4 in the book).
+pub fn overlay(cam: &Cam, photo: &Photo, colormap: Colormap, opacity: f32) -> Rgba {
+    let (w, h) = (photo.width() as usize, photo.height() as usize);
+    let heat = heatmap(cam, w, h, colormap);
+    Rgba::from_fn(w, h, |x, y| {
+        let (p, q) = (photo.get_pixel(x as u32, y as u32), heat.pixel(x, y));
+        [0, 1, 2].map(|c| (q[c] as f32 * opacity + p[c] as f32).clamp(0.0, 255.0) as u8)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_zero_map_stays_zero() {
+        assert_eq!(normalize(vec![0.0, -1.0, 0.0]), vec![0.0, 0.0, 0.0]);
+        assert_eq!(normalize(vec![1.0, -1.0, 2.0]), vec![0.5, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn upsample_of_constant_is_constant() {
+        let cam = Cam { layer: "l".into(), class: 0, label: String::new(), prob: 1.0, height: 2, width: 2, map: vec![0.5; 4] };
+        assert!(upsample(&cam, 5, 3).iter().all(|v| (v - 0.5).abs() < 1e-6));
+    }
+}

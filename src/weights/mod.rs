@@ -1,0 +1,162 @@
+//! ConvLens's one weights format (safetensors with a `__metadata__` naming model, preprocessing,
+//! origin and labels; f32 or f16 tensors) and the importers for the files people actually have.
+
+pub mod convert;
+pub mod keras_h5;
+pub mod keymap;
+pub mod raw;
+pub mod torch;
+
+use std::collections::HashMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use crate::error::{Error, Result};
+use crate::models::{ModelKind, Preprocessing};
+
+/// The 1000 ImageNet class names, index-aligned with the classifiers' outputs.
+pub fn imagenet_labels() -> Vec<String> {
+    serde_json::from_str(include_str!("../../weights/imagenet_labels.json")).expect("bundled labels are valid JSON")
+}
+
+/// The book's convnet's two classes, in the order of its two-logit form.
+pub fn cat_dog_labels() -> Vec<String> {
+    vec!["cat".to_string(), "dog".to_string()]
+}
+
+/// The labels a model has unless its weights say otherwise.
+pub fn default_labels(model: ModelKind) -> Vec<String> {
+    match model {
+        ModelKind::SmallConvnet => cat_dog_labels(),
+        _ => imagenet_labels(),
+    }
+}
+
+/// What a weights file says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub model: ModelKind,
+    pub preprocessing: Preprocessing,
+    /// Where the weights came from, e.g. "keras-official-h5" or "torchvision".
+    pub origin: String,
+    pub labels: Vec<String>,
+}
+
+/// Named f32 tensors plus metadata, on the host. Networks are built from it.
+#[derive(Debug, Clone)]
+pub struct WeightSet {
+    pub meta: Meta,
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// The metadata key that marks a file as ours, and its format version.
+const FORMAT_KEY: &str = "convlens";
+const FORMAT_VERSION: &str = "1";
+
+impl WeightSet {
+    pub fn new(meta: Meta) -> Self {
+        Self { meta, tensors: HashMap::new() }
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, shape: Vec<usize>, data: Vec<f32>) {
+        self.tensors.insert(name.into(), (shape, data));
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
+        names.sort();
+        names
+    }
+
+    /// Total number of values (parameters and batch-norm statistics).
+    pub fn value_count(&self) -> usize {
+        self.tensors.values().map(|(_, d)| d.len()).sum()
+    }
+
+    /// Shape and values of a tensor; a missing name is reported as weights of another model.
+    pub fn values(&self, name: &str) -> Result<(&[usize], &[f32])> {
+        self.tensors.get(name).map(|(s, d)| (s.as_slice(), d.as_slice())).ok_or_else(|| {
+            Error::weights(format!("no tensor '{name}': these do not look like {} weights", self.meta.model.name()))
+        })
+    }
+
+    pub fn shape(&self, name: &str) -> Result<&[usize]> {
+        Ok(self.values(name)?.0)
+    }
+
+    /// A tensor of rank `D` on `device`.
+    pub fn tensor<const D: usize>(&self, name: &str, device: &Device) -> Result<Tensor<D>> {
+        let (shape, data) = self.values(name)?;
+        if shape.len() != D {
+            return Err(Error::weights(format!("'{name}' has shape {shape:?}, expected {D} dimensions")));
+        }
+        Ok(Tensor::from_data(TensorData::new(data.to_vec(), shape.to_vec()), device))
+    }
+
+    /// Parses our safetensors format. Foreign safetensors (e.g. torchvision's) are importers' work.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
+        let file = SafeTensors::deserialize(bytes).map_err(|e| Error::weights(format!("not a valid safetensors file ({e})")))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::weights(format!("not a valid safetensors file ({e})")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        if meta.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT_VERSION) {
+            return Err(Error::weights("this safetensors file was not written by ConvLens; import it with `convlens convert`"));
+        }
+        let field = |key: &str| meta.get(key).cloned().ok_or_else(|| Error::weights(format!("the metadata has no '{key}'")));
+        let model = ModelKind::parse(&field("model")?).map_err(|e| Error::weights(e.to_string()))?;
+        let labels = match meta.get("labels") {
+            Some(json) => serde_json::from_str(json).map_err(|e| Error::weights(format!("the metadata's labels are not a JSON list of strings ({e})")))?,
+            None => default_labels(model),
+        };
+        let meta = Meta { model, preprocessing: Preprocessing::parse(&field("preprocessing")?)?, origin: field("origin")?, labels };
+        let mut set = WeightSet::new(meta);
+        for (name, view) in file.tensors() {
+            let data = match view.dtype() {
+                Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                Dtype::F16 => view.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                other => return Err(Error::weights(format!("tensor '{name}' is {other:?}; ConvLens reads f32 or f16"))),
+            };
+            set.insert(name, view.shape().to_vec(), data);
+        }
+        Ok(set)
+    }
+
+    /// Writes our safetensors format, in f16 (half the size; ~1e-3 relative rounding) or f32.
+    pub fn to_safetensors(&self, f16: bool) -> Result<Vec<u8>> {
+        let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .names()
+            .into_iter()
+            .map(|name| {
+                let (shape, data) = &self.tensors[name];
+                let bytes = if f16 {
+                    data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()
+                } else {
+                    data.iter().flat_map(|v| v.to_le_bytes()).collect()
+                };
+                (name.to_string(), shape.clone(), bytes)
+            })
+            .collect();
+        let dtype = if f16 { Dtype::F16 } else { Dtype::F32 };
+        let views = encoded
+            .iter()
+            .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(dtype, shape.clone(), bytes).map_err(|e| Error::weights(e.to_string()))?)))
+            .collect::<Result<Vec<_>>>()?;
+        let labels = serde_json::to_string(&self.meta.labels).map_err(|e| Error::weights(e.to_string()))?;
+        let metadata: HashMap<String, String> = [
+            (FORMAT_KEY, FORMAT_VERSION.to_string()),
+            ("model", self.meta.model.name().to_string()),
+            ("preprocessing", self.meta.preprocessing.name().to_string()),
+            ("origin", self.meta.origin.clone()),
+            ("labels", labels),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::weights(e.to_string()))
+    }
+}

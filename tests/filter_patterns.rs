@@ -1,0 +1,86 @@
+//! Filter patterns do what they claim: each classic pattern, saved as a uint8 PNG and fed back
+//! through the network, excites its own filter far above a gray-noise input, and more than it
+//! excites most other filters of the layer (scale-free: each filter is compared to its own
+//! response on noise).
+
+use convlens::backend::{read_f32, Backend};
+use convlens::models::Network;
+use convlens::picture::{decode, to_pixels, Photo};
+use convlens::viz::filters::{filter_patterns, AscentMode, FilterOptions};
+use convlens::weights::WeightSet;
+
+fn lite0() -> Network {
+    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    Network::from_weights(&WeightSet::from_safetensors(&bytes).unwrap(), &Backend::Cpu.device().unwrap()).unwrap()
+}
+
+/// Mean activation of every channel of `layer` for each photo: [photo][channel].
+fn channel_means(net: &Network, photos: &[Photo], layer: &str) -> Vec<Vec<f32>> {
+    let act = net.forward_until(to_pixels(photos, net.device()).unwrap(), layer).unwrap();
+    let [_, c, h, w] = act.dims();
+    let values = pollster::block_on(read_f32(act)).unwrap();
+    values.chunks(c * h * w).map(|img| img.chunks(h * w).map(|ch| ch.iter().sum::<f32>() / (h * w) as f32).collect()).collect()
+}
+
+#[test]
+fn classic_patterns_excite_their_own_filters() {
+    let net = lite0();
+    let layer = "_blocks.1";
+    let mut options = FilterOptions::book(layer);
+    options.count = 8;
+    options.size = 64;
+    let mut steps_seen = 0;
+    let patterns = pollster::block_on(filter_patterns(&net, &options, |p| {
+        steps_seen = p.step;
+        true
+    }))
+    .unwrap();
+    assert_eq!(steps_seen, 40);
+    // Through PNG and back, as a user would save them.
+    let photos: Vec<Photo> = patterns.iter().map(|p| decode(&p.to_png().unwrap()).unwrap()).collect();
+    let noise = Photo::from_fn(64, 64, |x, y| {
+        let v = 128 + ((x * 7 + y * 13) % 20) as u8;
+        image::Rgb([v, v, v])
+    });
+    let on_noise = channel_means(&net, &[noise], layer).remove(0);
+    let on_patterns = channel_means(&net, &photos, layer);
+    for (i, means) in on_patterns.iter().enumerate() {
+        let gain = |c: usize| means[c] - on_noise[c];
+        let own = gain(i);
+        assert!(own > 0.5, "filter {i}: pattern raises its mean activation by only {own:.3}");
+        let beaten = (0..means.len()).filter(|&c| c != i && gain(c) < own).count();
+        assert!(beaten * 4 >= (means.len() - 1) * 3, "filter {i}: its pattern excites {} of {} other filters more", means.len() - 1 - beaten, means.len() - 1);
+    }
+}
+
+#[test]
+fn same_seed_same_pixels_and_cancel_stops() {
+    let net = lite0();
+    let mut options = FilterOptions::book("_conv_stem");
+    options.count = 2;
+    options.size = 32;
+    options.steps = 3;
+    options.mode = AscentMode::Regularized;
+    let a = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap();
+    let b = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap();
+    assert_eq!(a, b);
+    let err = pollster::block_on(filter_patterns(&net, &options, |p| p.step < 2)).unwrap_err();
+    assert_eq!(err.to_string(), "cancelled");
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let net = lite0();
+    let mut options = FilterOptions::book("_conv_stem");
+    options.first = 30;
+    options.count = 8;
+    let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
+    assert!(err.contains("out of range"), "{err}");
+    options.first = 0;
+    options.steps = 0;
+    let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
+    assert!(err.contains("steps"), "{err}");
+    let options = FilterOptions::book("no_such_layer");
+    let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
+    assert!(err.contains("unknown layer"), "{err}");
+}

@@ -1,0 +1,148 @@
+//! Golden tests: ConvLens against PyTorch, Keras (torch backend) and pytorch-grad-cam, on numbers
+//! stored in tests/fixtures/golden_*.json by tests/fixtures/make_fixtures.py. Runs on the flex CPU
+//! backend; no Python needed.
+
+use convlens::backend::{read_f32, Backend};
+use convlens::models::{ModelKind, Network};
+use convlens::picture::{decode, to_pixels};
+use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
+use convlens::weights::convert::import;
+use convlens::weights::WeightSet;
+use serde_json::Value;
+
+fn root() -> String {
+    env!("CARGO_MANIFEST_DIR").to_string()
+}
+
+fn golden(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{}/tests/fixtures/{name}", root())).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+/// Largest difference relative to the reference's largest magnitude (at least 1e-6).
+fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len(), "length mismatch");
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    ours.iter().zip(reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
+fn correlation(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len() as f32;
+    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
+    let cov: f32 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f32 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f32 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va.sqrt() * vb.sqrt()).max(1e-12)
+}
+
+fn network(weights: &WeightSet) -> Network {
+    Network::from_weights(weights, &Backend::Cpu.device().unwrap()).unwrap()
+}
+
+/// Logits and every layer's statistics within 1e-3 relative of the reference. Returns the worst
+/// errors seen (logits, layers) for the report.
+fn check_forward(net: &Network, gold: &Value) -> (f32, f32) {
+    let photo = decode(&std::fs::read(format!("{}/tests/fixtures/{}", root(), gold["input"].as_str().unwrap())).unwrap()).unwrap();
+    assert_eq!(photo.width() as usize, net.input_size(), "the fixture photo is already at the input size");
+    let pixels = to_pixels(&[photo], net.device()).unwrap();
+    let layers: Vec<&str> = gold["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let outputs = net.forward_many(pixels.clone(), &layers).unwrap();
+    let mut worst_layer = 0f32;
+    for (layer, out) in gold["layers"].as_array().unwrap().iter().zip(outputs) {
+        let name = layer["name"].as_str().unwrap();
+        let values = pollster::block_on(read_f32(out)).unwrap();
+        let channels = net.layer(name).unwrap().shape[0];
+        let per = values.len() / channels;
+        let means: Vec<f32> = values.chunks(per).map(|c| c.iter().sum::<f32>() / per as f32).collect();
+        let n = values.len() as f32;
+        let mean = values.iter().sum::<f32>() / n;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+        let max = values.iter().copied().fold(f32::MIN, f32::max);
+        let zeros = values.iter().filter(|v| **v == 0.0).count() as f32 / n;
+        let e_means = relative_error(&means, &floats(&layer["channel_means"]));
+        let e_stats = relative_error(&[mean, std, max], &[layer["mean"].as_f64().unwrap() as f32, layer["std"].as_f64().unwrap() as f32, layer["max"].as_f64().unwrap() as f32]);
+        assert!(e_means < 1e-3 && e_stats < 1e-3, "{name}: channel means off by {e_means:.2e}, mean/std/max by {e_stats:.2e} (relative)");
+        assert!((zeros - layer["zero_fraction"].as_f64().unwrap() as f32).abs() < 0.01, "{name}: zero fraction {zeros} vs {}", layer["zero_fraction"]);
+        worst_layer = worst_layer.max(e_means).max(e_stats);
+    }
+    let logits = pollster::block_on(read_f32(net.forward(pixels).unwrap())).unwrap();
+    let reference = floats(&gold["logits"]);
+    let ours = if net.kind == ModelKind::SmallConvnet { vec![logits[1] * 2.0] } else { logits };
+    let e_logits = relative_error(&ours, &reference);
+    assert!(e_logits < 1e-3, "logits off by {e_logits:.2e} relative");
+    (e_logits, worst_layer)
+}
+
+/// Grad-CAM family maps correlate ≥ 0.99 with the references for each target class.
+fn check_cams(net: &Network, gold: &Value) -> f32 {
+    let photo = decode(&std::fs::read(format!("{}/tests/fixtures/{}", root(), gold["input"].as_str().unwrap())).unwrap()).unwrap();
+    let layer = gold["gradcam"]["target_layer"].as_str().unwrap();
+    let mut worst = 1f32;
+    for target in gold["gradcam"]["targets"].as_array().unwrap() {
+        let class = target["class"].as_u64().unwrap() as usize;
+        let cases = [
+            (CamMethod::GradCam, Score::Probability, &target["chollet_prob"]),
+            (CamMethod::GradCam, Score::Logit, &target["chollet_logit"]),
+            (CamMethod::GradCam, Score::Logit, &target["gradcam"]["raw"]),
+            (CamMethod::GradCamPlusPlus, Score::Logit, &target["gradcam_pp"]["raw"]),
+            (CamMethod::LayerCam, Score::Logit, &target["layercam"]["raw"]),
+        ];
+        for (method, score, reference) in cases {
+            let cam = pollster::block_on(class_activation_map(net, &photo, layer, Some(class), method, score)).unwrap();
+            let reference = floats(&reference["values"]);
+            if reference.iter().all(|v| *v == 0.0) {
+                assert!(cam.map.iter().all(|v| *v == 0.0), "{method:?} {score:?} class {class}: reference is all zero");
+                continue;
+            }
+            let r = correlation(&cam.map, &reference);
+            assert!(r >= 0.99, "{method:?} {score:?} class {class}: correlation {r:.4}");
+            worst = worst.min(r);
+        }
+    }
+    worst
+}
+
+fn report(what: &str, (logits, layers): (f32, f32), cam: f32) {
+    eprintln!("{what}: logits rel. error {logits:.2e}, worst layer statistic {layers:.2e}, worst CAM correlation {cam:.5}");
+}
+
+fn check_all_files(model: ModelKind, gold_file: &str) {
+    let gold = golden(gold_file);
+    for file in gold["weights"].as_array().unwrap() {
+        let bytes = std::fs::read(format!("{}/tests/fixtures/{}", root(), file.as_str().unwrap())).unwrap();
+        let net = network(&import(&bytes, model).unwrap());
+        let errors = check_forward(&net, &gold);
+        report(file.as_str().unwrap(), errors, check_cams(&net, &gold));
+    }
+}
+
+#[test]
+fn vgg16_keras_layouts_match_keras() {
+    check_all_files(ModelKind::Vgg16, "golden_vgg16_tiny_keras.json");
+}
+
+#[test]
+fn vgg16_torchvision_layouts_match_pytorch() {
+    check_all_files(ModelKind::Vgg16, "golden_vgg16_tiny_torchvision.json");
+}
+
+#[test]
+fn small_convnet_keras2_and_keras3_match_keras() {
+    check_all_files(ModelKind::SmallConvnet, "golden_small_convnet_tiny.json");
+}
+
+#[test]
+fn bundled_efficientnet_lite0_matches_pytorch_and_sees_a_cat() {
+    let gold = golden("golden_lite0.json");
+    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", root())).unwrap();
+    let net = network(&WeightSet::from_safetensors(&bytes).unwrap());
+    let errors = check_forward(&net, &gold);
+    report("efficientnet-lite0 (bundled f16)", errors, check_cams(&net, &gold));
+    let photo = decode(&std::fs::read(format!("{}/www/samples/cat.jpg", root())).unwrap()).unwrap();
+    let top = pollster::block_on(convlens::predict::predict(&net, &[photo], 1)).unwrap().remove(0).remove(0);
+    assert!((281..=285).contains(&top.index), "top-1 on the cat photo is {} '{}'", top.index, top.label);
+}
