@@ -14,6 +14,14 @@ use convlens::predict::predict;
 use convlens::weights::convert::import;
 use convlens::weights::WeightSet;
 
+/// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 const USAGE: &str = "usage: convlens <command> [options]
 
 commands:
@@ -96,7 +104,7 @@ impl Args {
 pub async fn run(raw: Vec<String>) -> Result<(), String> {
     let args = Args::parse(raw)?;
     if args.switch("--help") || args.command == "help" || args.command == "--help" {
-        println!("{USAGE}");
+        say!("{USAGE}");
         return Ok(());
     }
     match args.command.as_str() {
@@ -177,11 +185,11 @@ async fn layers(args: &Args) -> Result<(), String> {
     if args.switch("--json") {
         let rows: Vec<serde_json::Value> =
             net.layers().iter().map(|l| serde_json::json!({"name": l.name, "kind": l.kind.name(), "shape": l.shape})).collect();
-        println!("{}", json(&rows)?);
+        say!("{}", json(&rows)?);
     } else {
-        println!("{:<16} {:<6} output [C, H, W]", "layer", "kind");
+        say!("{:<16} {:<6} output [C, H, W]", "layer", "kind");
         for l in net.layers() {
-            println!("{:<16} {:<6} {:?}", l.name, l.kind.name(), l.shape);
+            say!("{:<16} {:<6} {:?}", l.name, l.kind.name(), l.shape);
         }
     }
     Ok(())
@@ -207,15 +215,15 @@ async fn predict_cmd(args: &Args) -> Result<(), String> {
         if args.switch("--json") {
             all.push(serde_json::json!({"image": path, "predictions": rows}));
         } else {
-            println!("{path}");
+            say!("{path}");
             for r in rows {
-                println!("  {:>6.2}%  {:>4}  {}", r.prob * 100.0, r.index, r.label);
+                say!("  {:>6.2}%  {:>4}  {}", r.prob * 100.0, r.index, r.label);
             }
         }
     }
     if args.switch("--json") {
         let out = if all.len() == 1 { all.remove(0)["predictions"].take() } else { serde_json::Value::Array(all) };
-        println!("{}", json(&out)?);
+        say!("{}", json(&out)?);
     }
     Ok(())
 }
@@ -268,11 +276,11 @@ async fn activations_cmd(args: &Args) -> Result<(), String> {
         save_png(out, &layer_grid(act, colormap(args, "viridis")?).map_err(|e| e.to_string())?)?;
     }
     if args.switch("--json") {
-        println!("{}", json(&acts)?);
+        say!("{}", json(&acts)?);
     } else {
-        println!("{:<16} {:>16} {:>9} {:>10} {:>10}", "layer", "shape", "sparsity", "mean", "max");
+        say!("{:<16} {:>16} {:>9} {:>10} {:>10}", "layer", "shape", "sparsity", "mean", "max");
         for a in &acts {
-            println!("{:<16} {:>16} {:>8.1}% {:>10.4} {:>10.4}", a.layer, format!("{:?}", a.shape), a.stats.sparsity * 100.0, a.stats.mean, a.stats.max);
+            say!("{:<16} {:>16} {:>8.1}% {:>10.4} {:>10.4}", a.layer, format!("{:?}", a.shape), a.stats.sparsity * 100.0, a.stats.mean, a.stats.max);
         }
     }
     Ok(())
@@ -335,7 +343,7 @@ async fn filters_cmd(args: &Args) -> Result<(), String> {
             .enumerate()
             .map(|(i, p)| serde_json::json!({"filter": options.first + i, "width": p.width, "height": p.height, "rgb": p.data.chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect::<Vec<u8>>()}))
             .collect();
-        println!("{}", json(&rows)?);
+        say!("{}", json(&rows)?);
     }
     Ok(())
 }
@@ -360,9 +368,9 @@ async fn gradcam_cmd(args: &Args) -> Result<(), String> {
         save_png(out, &overlay(&cam, &photo, colormap(args, "jet")?, args.parsed("--opacity", 0.4)?))?;
     }
     if args.switch("--json") {
-        println!("{}", json(&cam)?);
+        say!("{}", json(&cam)?);
     } else {
-        println!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
+        say!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
     }
     Ok(())
 }

@@ -157,6 +157,20 @@ impl WeightSet {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::weights(e.to_string()))
+        let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::weights(e.to_string()))?;
+        Ok(with_sorted_header(bytes))
     }
+}
+
+/// safetensors writes its metadata map in hash order, so the same weights would give different
+/// bytes (and hashes) on each run. Rewrites the JSON header with sorted keys, same length.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8])) as usize;
+    let Some(header) = bytes.get(8..8 + n) else { return bytes };
+    let sorted = serde_json::from_slice::<serde_json::Value>(header).ok().and_then(|v| serde_json::to_vec(&v).ok());
+    if let Some(sorted) = sorted.filter(|s| s.len() <= n) {
+        bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+        bytes[8 + sorted.len()..8 + n].fill(b' ');
+    }
+    bytes
 }
