@@ -146,3 +146,23 @@ fn bundled_efficientnet_lite0_matches_pytorch_and_sees_a_cat() {
     let top = pollster::block_on(convlens::predict::predict(&net, &[photo], 1)).unwrap().remove(0).remove(0);
     assert!((281..=285).contains(&top.index), "top-1 on the cat photo is {} '{}'", top.index, top.label);
 }
+
+/// The wgpu backend (lavapipe in CI: `mesa-vulkan-drivers`) computes what flex computes, forward
+/// and backward: logits and a Grad-CAM map on the real Lite0.
+#[test]
+fn wgpu_backend_agrees_with_cpu() {
+    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", root())).unwrap();
+    let weights = WeightSet::from_safetensors(&bytes).unwrap();
+    let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
+    let run = |backend: Backend| {
+        let net = Network::from_weights(&weights, &backend.device().expect("a Vulkan adapter (apt-get install mesa-vulkan-drivers)")).unwrap();
+        let logits = pollster::block_on(read_f32(net.forward(to_pixels(&[photo.clone()], net.device()).unwrap()).unwrap())).unwrap();
+        let cam = pollster::block_on(class_activation_map(&net, &photo, "_blocks.15", None, CamMethod::GradCam, Score::Probability)).unwrap();
+        (logits, cam.map)
+    };
+    let (cpu_logits, cpu_cam) = run(Backend::Cpu);
+    let (gpu_logits, gpu_cam) = run(Backend::Wgpu);
+    let (e_logits, e_cam) = (relative_error(&gpu_logits, &cpu_logits), relative_error(&gpu_cam, &cpu_cam));
+    eprintln!("wgpu vs cpu: logits rel. error {e_logits:.2e}, Grad-CAM map {e_cam:.2e}");
+    assert!(e_logits < 1e-4 && e_cam < 1e-3);
+}
