@@ -24,6 +24,9 @@ pub fn decode(bytes: &[u8]) -> Result<Photo> {
     if reader.format().is_none() {
         return Err(Error::Image("not an image file (expected JPEG, PNG, WebP, GIF or BMP)".into()));
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(Error::Image("the JPEG file is truncated (it has no end-of-image marker)".into()));
+    }
     let mut reader = reader;
     reader.limits(decode_limits());
     let (w, h) = reader.into_dimensions().map_err(|e| Error::Image(e.to_string()))?;
@@ -41,6 +44,30 @@ pub fn decode(bytes: &[u8]) -> Result<Photo> {
     reader.limits(decode_limits());
     let image = reader.decode().map_err(|e| Error::Image(e.to_string()))?.into_rgb8();
     Ok(fit_within(image, MAX_SIDE))
+}
+
+/// JPEG decoders fill a truncated file with gray and carry on; we would rather say so. Walks the
+/// marker segments to the first scan (skipping EXIF thumbnails, which carry their own end marker),
+/// then looks for the end-of-image marker: inside entropy-coded data 0xFF is always stuffed, so
+/// FF D9 appears only at the real end (data appended after it, as in motion photos, is fine).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        let length = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xDA {
+            return bytes[i + 2 + length.min(bytes.len() - i - 2)..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + length;
+    }
+    false
 }
 
 /// Allocation cap for decoding: the largest accepted photo as RGBA plus decoder scratch space.
@@ -95,6 +122,17 @@ mod tests {
     fn rejects_text() {
         let err = decode(b"hello, I am not a picture").unwrap_err().to_string();
         assert!(err.contains("not an image"), "{err}");
+    }
+
+    #[test]
+    fn truncated_jpeg_is_detected() {
+        let photo = Photo::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+        let mut jpeg = Vec::new();
+        photo.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        assert!(jpeg_is_complete(&jpeg));
+        assert_eq!(decode(&jpeg).unwrap().dimensions(), (64, 48));
+        let err = decode(&jpeg[..jpeg.len() - 40]).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
     }
 
     #[test]

