@@ -48,7 +48,9 @@ pub fn is_hdf5(bytes: &[u8]) -> bool {
 /// Reads every layer's weights from a Keras .h5 (whole model or weights-only), in file order.
 pub fn read_keras_h5(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
     if !is_hdf5(bytes) {
-        return Err(Error::weights("not an HDF5 file: a Keras .h5 weights file was expected"));
+        return Err(Error::weights(
+            "not an HDF5 file: a Keras .h5 weights file was expected",
+        ));
     }
     guarded(|| read_layers(bytes))
 }
@@ -57,7 +59,9 @@ pub fn read_keras_h5(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
 #[cfg(panic = "unwind")]
 fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(Error::weights("the HDF5 file is malformed: the parser could not make sense of it"))
+        Err(Error::weights(
+            "the HDF5 file is malformed: the parser could not make sense of it",
+        ))
     })
 }
 
@@ -74,7 +78,8 @@ fn h5(context: &str, e: impl std::fmt::Display) -> Error {
 
 fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
     let file_len = bytes.len() as u64;
-    let file = hdf5_pure::File::from_bytes(bytes.to_vec()).map_err(|e| h5("cannot open the HDF5 file", e))?;
+    let file = hdf5_pure::File::from_bytes(bytes.to_vec())
+        .map_err(|e| h5("cannot open the HDF5 file", e))?;
     // As the HDF5 library does, refuse a file shorter than its superblock says it is.
     let sb = file.superblock();
     let declared_end = sb.base_address.get().saturating_add(sb.eof_address);
@@ -84,7 +89,9 @@ fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
         )));
     }
     let root = file.root();
-    let root_attrs = root.attrs().map_err(|e| h5("cannot read the file's attributes", e))?;
+    let root_attrs = root
+        .attrs()
+        .map_err(|e| h5("cannot read the file's attributes", e))?;
 
     let (group, layer_names) = match string_list(&root_attrs, "layer_names")? {
         Some(names) => (root, names),
@@ -94,9 +101,12 @@ fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
                     "this HDF5 file holds no Keras weights (no layer_names attribute and no model_weights group)",
                 )
             })?;
-            let attrs = group.attrs().map_err(|e| h5("cannot read model_weights' attributes", e))?;
-            let names = string_list(&attrs, "layer_names")?
-                .ok_or_else(|| Error::weights("the model_weights group has no layer_names attribute"))?;
+            let attrs = group
+                .attrs()
+                .map_err(|e| h5("cannot read model_weights' attributes", e))?;
+            let names = string_list(&attrs, "layer_names")?.ok_or_else(|| {
+                Error::weights("the model_weights group has no layer_names attribute")
+            })?;
             (group, names)
         }
     };
@@ -104,29 +114,47 @@ fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
     let mut budget = file_len.saturating_mul(EXPANSION_LIMIT).max(1 << 20);
     let mut layers = Vec::with_capacity(layer_names.len().min(bytes.len()));
     for layer in layer_names {
-        let g = group
-            .group(&layer)
-            .map_err(|e| h5(&format!("layer '{layer}' listed in layer_names cannot be opened"), e))?;
-        let attrs = g.attrs().map_err(|e| h5(&format!("layer '{layer}': cannot read its attributes"), e))?;
+        let g = group.group(&layer).map_err(|e| {
+            h5(
+                &format!("layer '{layer}' listed in layer_names cannot be opened"),
+                e,
+            )
+        })?;
+        let attrs = g
+            .attrs()
+            .map_err(|e| h5(&format!("layer '{layer}': cannot read its attributes"), e))?;
         let weight_names = string_list(&attrs, "weight_names")?.unwrap_or_default();
         let mut weights = Vec::with_capacity(weight_names.len().min(bytes.len()));
         for weight in weight_names {
-            let tensor = read_dataset(&g, &weight, file_len, &mut budget)
-                .map_err(|e| match e {
-                    Error::Weights(msg) => Error::weights(format!("layer '{layer}', weight '{weight}': {msg}")),
-                    other => other,
-                })?;
+            let tensor = read_dataset(&g, &weight, file_len, &mut budget).map_err(|e| match e {
+                Error::Weights(msg) => {
+                    Error::weights(format!("layer '{layer}', weight '{weight}': {msg}"))
+                }
+                other => other,
+            })?;
             weights.push(tensor);
         }
-        layers.push(KerasLayer { name: layer, weights });
+        layers.push(KerasLayer {
+            name: layer,
+            weights,
+        });
     }
     Ok(layers)
 }
 
-fn read_dataset(g: &hdf5_pure::Group, weight: &str, file_len: u64, budget: &mut u64) -> Result<RawTensor> {
-    let ds = g.dataset(weight).map_err(|e| h5("cannot open the dataset", e))?;
+fn read_dataset(
+    g: &hdf5_pure::Group,
+    weight: &str,
+    file_len: u64,
+    budget: &mut u64,
+) -> Result<RawTensor> {
+    let ds = g
+        .dataset(weight)
+        .map_err(|e| h5("cannot open the dataset", e))?;
     let dims = ds.shape().map_err(|e| h5("cannot read the shape", e))?;
-    let datatype = ds.datatype().map_err(|e| h5("cannot read the datatype", e))?;
+    let datatype = ds
+        .datatype()
+        .map_err(|e| h5("cannot read the datatype", e))?;
     let shape = dims
         .iter()
         .map(|&d| usize::try_from(d).ok())
@@ -134,7 +162,11 @@ fn read_dataset(g: &hdf5_pure::Group, weight: &str, file_len: u64, budget: &mut 
         .ok_or_else(|| Error::weights("the dataset's shape is too large"))?;
     let numel = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     let stored = numel.and_then(|n| n.checked_mul(u64::from(datatype.type_size())));
-    let limit = if ds.filters().is_empty() { file_len } else { file_len.saturating_mul(EXPANSION_LIMIT) };
+    let limit = if ds.filters().is_empty() {
+        file_len
+    } else {
+        file_len.saturating_mul(EXPANSION_LIMIT)
+    };
     let numel = match (numel, stored) {
         (Some(n), Some(b)) if b <= limit && n.saturating_mul(4) <= *budget => n,
         _ => {
@@ -146,12 +178,20 @@ fn read_dataset(g: &hdf5_pure::Group, weight: &str, file_len: u64, budget: &mut 
     *budget -= numel * 4;
 
     let data = match &datatype {
-        Datatype::FloatingPoint { size: 2, byte_order, .. } => {
+        Datatype::FloatingPoint {
+            size: 2,
+            byte_order,
+            ..
+        } => {
             let raw = ds.read_raw().map_err(|e| h5("cannot read the data", e))?;
             let big = matches!(byte_order, DatatypeByteOrder::BigEndian);
             raw.chunks_exact(2)
                 .map(|c| {
-                    let bits = if big { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) };
+                    let bits = if big {
+                        u16::from_be_bytes([c[0], c[1]])
+                    } else {
+                        u16::from_le_bytes([c[0], c[1]])
+                    };
                     half::f16::from_bits(bits).to_f32()
                 })
                 .collect()
@@ -180,7 +220,10 @@ fn datatype_kind(dt: &Datatype) -> &'static str {
     match dt {
         Datatype::FixedPoint { .. } => "integer",
         Datatype::FloatingPoint { .. } => "float",
-        Datatype::String { .. } | Datatype::VariableLength { is_string: true, .. } => "string",
+        Datatype::String { .. }
+        | Datatype::VariableLength {
+            is_string: true, ..
+        } => "string",
         Datatype::Compound { .. } => "compound",
         _ => "non-numeric",
     }
@@ -222,7 +265,9 @@ fn strings_of(value: &AttrValue, name: &str) -> Result<Vec<String>> {
     if empty {
         Ok(Vec::new())
     } else {
-        Err(Error::weights(format!("the {name} attribute is not a list of names")))
+        Err(Error::weights(format!(
+            "the {name} attribute is not a list of names"
+        )))
     }
 }
 
@@ -231,7 +276,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/importers/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/importers/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -241,7 +289,11 @@ mod tests {
         assert_eq!(t.data.len(), shape.iter().product::<usize>(), "{}", t.name);
         for (i, &v) in t.data.iter().enumerate() {
             let want = base + 0.01 * i as f32;
-            assert!((v - want).abs() < 1e-4 * want.abs().max(1.0), "{}[{i}] = {v}, want {want}", t.name);
+            assert!(
+                (v - want).abs() < 1e-4 * want.abs().max(1.0),
+                "{}[{i}] = {v}, want {want}",
+                t.name
+            );
         }
     }
 
@@ -256,11 +308,17 @@ mod tests {
     #[test]
     fn reads_the_official_vgg16_layout() {
         let layers = read_keras_h5(&fixture("keras_vgg_style.h5")).unwrap();
-        assert_eq!(names(&layers), ["input_1", "block1_conv1", "block1_pool", "flatten", "fc1"]);
+        assert_eq!(
+            names(&layers),
+            ["input_1", "block1_conv1", "block1_pool", "flatten", "fc1"]
+        );
         for empty in [0, 2, 3] {
             assert!(layers[empty].weights.is_empty(), "{}", layers[empty].name);
         }
-        assert_eq!(weight_names(&layers[1]), ["block1_conv1_W_1:0", "block1_conv1_b_1:0"]);
+        assert_eq!(
+            weight_names(&layers[1]),
+            ["block1_conv1_W_1:0", "block1_conv1_b_1:0"]
+        );
         assert_ramp(&layers[1].weights[0], &[3, 3, 3, 4], 0.0);
         assert_ramp(&layers[1].weights[1], &[4], 1.0);
         assert_eq!(weight_names(&layers[4]), ["fc1_W_1:0", "fc1_b_1:0"]);
@@ -273,9 +331,18 @@ mod tests {
         let layers = read_keras_h5(&fixture("keras224_model.h5")).unwrap();
         assert_eq!(
             names(&layers),
-            ["conv2d_1", "batch_normalization_1", "max_pooling2d_1", "flatten_1", "dense_1"]
+            [
+                "conv2d_1",
+                "batch_normalization_1",
+                "max_pooling2d_1",
+                "flatten_1",
+                "dense_1"
+            ]
         );
-        assert_eq!(weight_names(&layers[0]), ["conv2d_1/kernel:0", "conv2d_1/bias:0"]);
+        assert_eq!(
+            weight_names(&layers[0]),
+            ["conv2d_1/kernel:0", "conv2d_1/bias:0"]
+        );
         assert_ramp(&layers[0].weights[0], &[3, 3, 1, 2], 0.0);
         assert_ramp(&layers[0].weights[1], &[2], 0.5);
         assert_eq!(
@@ -298,12 +365,20 @@ mod tests {
     fn reads_a_keras_3_legacy_h5() {
         let layers = read_keras_h5(&fixture("keras3_model.h5")).unwrap();
         assert_eq!(names(&layers), ["conv", "bn", "pool", "flat", "dense"]);
-        assert_eq!(weight_names(&layers[0]), ["sequential/conv/kernel", "sequential/conv/bias"]);
+        assert_eq!(
+            weight_names(&layers[0]),
+            ["sequential/conv/kernel", "sequential/conv/bias"]
+        );
         assert_ramp(&layers[0].weights[0], &[3, 3, 3, 4], 0.0);
         assert_ramp(&layers[0].weights[1], &[4], 0.1);
         assert_eq!(
             weight_names(&layers[1]),
-            ["sequential/bn/gamma", "sequential/bn/beta", "sequential/bn/moving_mean", "sequential/bn/moving_variance"]
+            [
+                "sequential/bn/gamma",
+                "sequential/bn/beta",
+                "sequential/bn/moving_mean",
+                "sequential/bn/moving_variance"
+            ]
         );
         assert_ramp(&layers[1].weights[2], &[4], 0.2);
         assert!(layers[2].weights.is_empty() && layers[3].weights.is_empty());
@@ -316,8 +391,13 @@ mod tests {
         let layers = read_keras_h5(&fixture("keras_variants.h5")).unwrap();
         assert_eq!(names(&layers), ["half", "double", "packed", "empty"]);
         let half = &layers[0].weights[0];
-        assert_eq!((half.name.as_str(), half.shape.as_slice()), ("half/w", &[2, 3][..]));
-        let want: Vec<f32> = (0..6).map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32()).collect();
+        assert_eq!(
+            (half.name.as_str(), half.shape.as_slice()),
+            ("half/w", &[2, 3][..])
+        );
+        let want: Vec<f32> = (0..6)
+            .map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32())
+            .collect();
         assert_eq!(half.data, want);
         assert_eq!(weight_names(&layers[1]), ["double/w", "double/s"]);
         assert_ramp(&layers[1].weights[0], &[5], -2.0);
@@ -385,7 +465,12 @@ mod tests {
         }
     }
 
-    const FIXTURES: [&str; 4] = ["keras_vgg_style.h5", "keras224_model.h5", "keras3_model.h5", "keras_variants.h5"];
+    const FIXTURES: [&str; 4] = [
+        "keras_vgg_style.h5",
+        "keras224_model.h5",
+        "keras3_model.h5",
+        "keras_variants.h5",
+    ];
 
     #[test]
     fn truncated_files_are_errors_not_panics() {
@@ -395,7 +480,10 @@ mod tests {
             cuts.extend([1, 7, 8, 50, 96, 512, 2048, bytes.len() / 2, bytes.len() - 1]);
             for cut in cuts {
                 let cut = cut.min(bytes.len() - 1);
-                assert!(read_keras_h5(&bytes[..cut]).is_err(), "{name} cut at {cut} was accepted");
+                assert!(
+                    read_keras_h5(&bytes[..cut]).is_err(),
+                    "{name} cut at {cut} was accepted"
+                );
                 no_panic(&bytes[..cut]);
             }
         }
