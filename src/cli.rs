@@ -28,6 +28,8 @@ commands:
   layers   --model M [--weights F] [--json]            list a model's layers and output shapes
   predict  --model M [--weights F] IMAGE... [--top K] [--json]
   convert  --model M INPUT OUTPUT.safetensors [--f16]  import Keras .h5 / torch .pth / .safetensors
+  fetch    vgg16 [--url U] [--md5 HEX] [--out F]      download the official Keras VGG16 weights (528 MB),
+           verify the published hash and convert them (f16) to the cache used by default
   activations --model M [--weights F] IMAGE [--layer L] [--out PNG] [--colormap C] [--json]
            every channel of a layer tiled 16 per row (no --layer: statistics of every conv/pool layer)
   filters  --model M [--weights F] --layer L [--filters A..B] [--size S] [--steps N] [--seed K]
@@ -111,6 +113,7 @@ pub async fn run(raw: Vec<String>) -> Result<(), String> {
         "layers" => layers(&args).await,
         "predict" => predict_cmd(&args).await,
         "convert" => convert(&args),
+        "fetch" => fetch(&args),
         "activations" => activations_cmd(&args).await,
         "filters" => filters_cmd(&args).await,
         "gradcam" => gradcam_cmd(&args).await,
@@ -372,5 +375,56 @@ async fn gradcam_cmd(args: &Args) -> Result<(), String> {
     } else {
         say!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
     }
+    Ok(())
+}
+
+/// The official Keras VGG16 ImageNet weights and the md5 Keras publishes for them
+/// (keras.applications.vgg16, `file_hash`).
+const VGG16_URL: &str = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5";
+const VGG16_MD5: &str = "64373286793e3c8b2b4e3219cbf3544b";
+
+fn fetch(args: &Args) -> Result<(), String> {
+    use md5::Digest;
+    use std::io::Read;
+    args.only(&["--url", "--md5", "--out"])?;
+    if args.positional != ["vgg16"] {
+        return Err("fetch knows one model: `convlens fetch vgg16` (EfficientNet-Lite0 is bundled; the small convnet is yours)".into());
+    }
+    let url = args.value("--url").unwrap_or(VGG16_URL);
+    let expected = args.value("--md5").unwrap_or(VGG16_MD5).to_lowercase();
+    let out = args.value("--out").map(PathBuf::from).unwrap_or_else(cached_vgg16);
+    eprintln!("downloading {url}");
+    let response = ureq::get(url).call().map_err(|e| format!("download failed: {e}"))?;
+    let total: Option<usize> = response.header("Content-Length").and_then(|v| v.parse().ok());
+    let mut reader = response.into_reader();
+    let (mut bytes, mut chunk, mut hasher) = (Vec::with_capacity(total.unwrap_or(0).min(1 << 30)), vec![0u8; 1 << 20], md5::Md5::new());
+    let mut last_report = 0;
+    loop {
+        let n = reader.read(&mut chunk).map_err(|e| format!("download interrupted: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk[..n]);
+        bytes.extend_from_slice(&chunk[..n]);
+        if bytes.len() - last_report >= 16 << 20 {
+            last_report = bytes.len();
+            match total {
+                Some(t) => eprint!("\r{:.0} / {:.0} MB", bytes.len() as f64 / 1e6, t as f64 / 1e6),
+                None => eprint!("\r{:.0} MB", bytes.len() as f64 / 1e6),
+            }
+        }
+    }
+    eprintln!("\rdownloaded {:.1} MB", bytes.len() as f64 / 1e6);
+    let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if actual != expected {
+        return Err(format!("the download's md5 is {actual}, expected {expected}: refusing it (truncated or not the official file)"));
+    }
+    let set = import(&bytes, ModelKind::Vgg16).map_err(|e| format!("{url}: {e}"))?;
+    Network::from_weights(&set, &Device::flex()).map_err(|e| format!("{url}: {e}"))?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    write(&out, &set.to_safetensors(true).map_err(|e| e.to_string())?)?;
+    eprintln!("verified and converted to {} (used by default for --model vgg16)", out.display());
     Ok(())
 }

@@ -1,0 +1,390 @@
+#!/usr/bin/env node
+// Browser end-to-end test of the built ConvLens page.
+//
+//   node tests/e2e/e2e.mjs DIST_DIR        (the bundle `make dist` builds: dist/)
+//
+// Serves DIST_DIR with tools/serve.mjs on a free port and drives Debian's Chromium with
+// playwright-core, once on WebGPU (SwiftShader here: slow, so sizes stay small) and once with WebGPU
+// removed (the CPU fallback). Fails on any console.error, page error or unhandled rejection.
+// Screenshots go to tests/e2e/screenshots/. Prints the time of each step per backend.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const dist = path.resolve(process.argv[2] || path.join(repo, 'dist'));
+const shots = path.join(here, 'screenshots');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = Number(process.env.E2E_TIMEOUT_MS || 300_000);
+const CAT_CLASSES = [281, 282, 283, 284, 285];
+
+function fail(message) {
+  console.error(`e2e: ${message}`);
+  process.exit(1);
+}
+
+for (const file of ['index.html', 'app.js', 'worker.js', 'style.css', 'pkg/convlens.js', 'pkg/convlens_bg.wasm', 'weights/manifest.json', 'samples/cat.jpg']) {
+  if (!existsSync(path.join(dist, file))) fail(`${path.join(dist, file)} is missing: build the bundle first (make dist)`);
+}
+if (!existsSync(CHROMIUM)) fail(`${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium)`);
+mkdirSync(shots, { recursive: true });
+
+// ---------------------------------------------------------------------------------------------
+// The static server.
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repo, 'tools/serve.mjs'), dist, '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the server printed no URL: ${out}`)), 15_000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const match = out.match(/http:\/\/[^\s]+\//);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, url: match[0] });
+      }
+    });
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.on('exit', (code) => reject(new Error(`the server exited (${code}): ${out}`)));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bookkeeping.
+
+const problems = []; // console errors, page errors, unhandled rejections
+const failures = [];
+const timings = {};
+let current = '';
+
+async function step(name, fn) {
+  const label = `${current}: ${name}`;
+  const t0 = Date.now();
+  process.stdout.write(`  … ${label}\n`);
+  try {
+    await fn();
+    console.log(`  ok ${label} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    return true;
+  } catch (err) {
+    const message = (err && err.message ? err.message : String(err)).split('\n').slice(0, 6).join('\n      ');
+    console.log(`  FAIL ${label}: ${message}`);
+    failures.push(`${label}: ${message}`);
+    return false;
+  }
+}
+
+function time(name, ms) {
+  (timings[current] ||= {})[name] = ms;
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(shots, `${current}-${name}.png`), fullPage: true });
+}
+
+async function openPage(context, url) {
+  const page = await context.newPage();
+  const tag = current;
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`[${tag}] console.error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`[${tag}] uncaught: ${err.message}`));
+  page.on('crash', () => problems.push(`[${tag}] the page crashed`));
+  await page.goto(url);
+  return page;
+}
+
+async function newContext(browser, { noWebGPU = false, viewport = { width: 1280, height: 900 } } = {}) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  // Any unhandled rejection becomes a console.error, which fails the run.
+  await context.addInitScript(() => {
+    window.addEventListener('unhandledrejection', (e) => console.error(`unhandled rejection: ${e.reason && e.reason.message ? e.reason.message : e.reason}`));
+  });
+  if (noWebGPU) {
+    await context.addInitScript(() => {
+      delete Navigator.prototype.gpu;
+    });
+  }
+  return context;
+}
+
+const predictionsFor = (photo) => `[data-testid="predictions"][data-state="ready"][data-photo="${photo}"]`;
+
+async function topPrediction(page) {
+  return page.$eval('[data-testid="prediction"]', (li) => ({
+    index: Number(li.dataset.index),
+    prob: Number(li.dataset.prob),
+    label: `${li.querySelector('.label')?.textContent ?? li.textContent} ${(Number(li.dataset.prob) * 100).toFixed(1)}%`,
+  }));
+}
+
+// Simulates dropping a file from the bundle onto the drop zone.
+async function dropSample(page, file) {
+  await page.evaluate(async (name) => {
+    const blob = await (await fetch(`./samples/${name}`)).blob();
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([blob], name, { type: blob.type || 'image/jpeg' }));
+    const zone = document.querySelector('[data-testid="dropzone"]');
+    zone.dispatchEvent(new DragEvent('dragover', { bubbles: true, cancelable: true, dataTransfer: transfer }));
+    zone.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: transfer }));
+  }, file);
+}
+
+// Mean and spread of a canvas's pixels, and its size.
+async function canvasStats(page, testid) {
+  return page.$eval(`[data-testid="${testid}"]`, (canvas) => {
+    if (!canvas.width || !canvas.height) return { width: 0, height: 0, mean: 0, std: 0 };
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let sum = 0;
+    let sq = 0;
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const v = (data[i] + data[i + 1] + data[i + 2]) / 3;
+      sum += v;
+      sq += v * v;
+      n++;
+    }
+    const mean = sum / n;
+    return { width: canvas.width, height: canvas.height, mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)) };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks, for one backend.
+
+async function checkBackend(browser, base, backend) {
+  current = backend;
+  console.log(`\n${backend === 'webgpu' ? 'WebGPU (forced with #backend=webgpu)' : 'CPU fallback (navigator.gpu removed, backend Auto)'}`);
+  const context = await newContext(browser, { noWebGPU: backend === 'cpu' });
+  const hash = backend === 'webgpu' ? '#backend=webgpu&sample=coffee' : '#sample=coffee';
+  const tOpen = Date.now();
+  const page = await openPage(context, `${base}${hash}`);
+
+  await step('backend notice', async () => {
+    await page.waitForSelector(`[data-testid="backend-notice"][data-backend="${backend}"]`, { timeout: WAIT });
+    const text = await page.textContent('#backend-text');
+    if (backend === 'cpu') assert(/CPU/.test(text) && /WebGPU/.test(text), `the CPU notice does not say why: “${text.trim()}”`);
+    else assert(/GPU/.test(text), `the notice does not name the GPU: “${text.trim()}”`);
+    console.log(`      notice: ${text.replace(/\s+/g, ' ').trim()}`);
+  });
+
+  await step('first prediction (sample from the URL)', async () => {
+    await page.waitForSelector(predictionsFor('coffee.jpg'), { timeout: WAIT });
+    time('page open → first prediction', Date.now() - tOpen);
+    // Let the Grad-CAM the page starts for this photo finish, so the next timing is the drop's own.
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-photo="coffee.jpg"]', { timeout: WAIT });
+  });
+
+  // 1. The cat, dropped.
+  await step('drop the cat → top-1 is a cat class', async () => {
+    const t0 = Date.now();
+    await dropSample(page, 'cat.jpg');
+    await page.waitForSelector(predictionsFor('cat.jpg'), { timeout: WAIT });
+    time('drop → prediction', Date.now() - t0);
+    const top = await topPrediction(page);
+    console.log(`      top-1: ${top.label.replace(/\s+/g, ' ').trim()} (index ${top.index})`);
+    assert(CAT_CLASSES.includes(top.index), `top-1 class ${top.index} is not a cat class (281–285)`);
+    await shot(page, '1-prediction');
+  });
+
+  // 2. Grad-CAM for the top class, chosen from the prediction list.
+  await step('Grad-CAM overlay differs from the photo on the cat', async () => {
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-photo="cat.jpg"]', { timeout: WAIT });
+    const top = await topPrediction(page);
+    const t0 = Date.now();
+    await page.click('[data-testid="prediction"] button');
+    await page.waitForSelector(`[data-testid="gradcam-canvas"][data-state="ready"][data-class="${top.index}"]`, { timeout: WAIT });
+    time('Grad-CAM', Date.now() - t0);
+    const hash = await page.evaluate(() => location.hash);
+    assert(hash.includes(`class=${top.index}`) && hash.includes('view=gradcam'), `the URL hash does not follow the view: ${hash}`);
+    const diff = await page.evaluate(async () => {
+      const canvas = document.querySelector('[data-testid="gradcam-canvas"]');
+      const bitmap = await createImageBitmap(await (await fetch('./samples/cat.jpg')).blob());
+      const ref = new OffscreenCanvas(canvas.width, canvas.height);
+      ref.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      const [x, y, w, h] = [canvas.width * 0.3, canvas.height * 0.25, canvas.width * 0.4, canvas.height * 0.5].map(Math.round);
+      const a = canvas.getContext('2d').getImageData(x, y, w, h).data;
+      const b = ref.getContext('2d').getImageData(x, y, w, h).data;
+      let sum = 0;
+      for (let i = 0; i < a.length; i += 4) sum += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+      return sum / (a.length / 4) / 3;
+    });
+    console.log(`      mean |overlay − photo| in the cat region: ${diff.toFixed(1)} / 255`);
+    assert(diff > 8, `the overlay barely differs from the photo (${diff.toFixed(2)})`);
+    await shot(page, '2-gradcam');
+  });
+
+  // 3. Activations of the first layer, a channel chosen by clicking its tile, the sparsity chart.
+  await step('activations render, a click enlarges a channel', async () => {
+    const t0 = Date.now();
+    await page.click('[role="tab"][data-view="activations"]');
+    await page.waitForSelector('[data-testid="activations-canvas"][data-state="ready"][data-photo="cat.jpg"]', { timeout: WAIT });
+    time('activations', Date.now() - t0);
+    const stats = await canvasStats(page, 'activations-canvas');
+    assert(stats.width > 0 && stats.std > 5, `the activation grid looks blank (${JSON.stringify(stats)})`);
+    // Click the middle of tile 2 (grid: 16 per row, 1 px margin and gaps).
+    const box = await page.$eval('[data-testid="activations-canvas"]', (c) => {
+      const r = c.getBoundingClientRect();
+      return { left: r.left, top: r.top, w: r.width, h: r.height, cw: c.width, ch: c.height };
+    });
+    const layer = await page.$eval('[data-testid="activations-layer"]', (s) => s.value);
+    const shape = await page.evaluate((name) => {
+      const option = [...document.querySelectorAll('[data-testid="activations-layer"] option')].find((o) => o.value === name);
+      return option.textContent.match(/(\d+)×(\d+)×(\d+)/).slice(1).map(Number);
+    }, layer);
+    const factor = Math.max(1, Math.floor(32 / Math.max(shape[1], shape[2])));
+    const tile = shape[2] * factor;
+    const cx = 1 + 2 * (tile + 1) + tile / 2;
+    const cy = 1 + (shape[1] * factor) / 2;
+    await page.mouse.click(box.left + (cx * box.w) / box.cw, box.top + (cy * box.h) / box.ch);
+    await page.waitForFunction(() => document.querySelector('[data-testid="activations-channel"]').value === '2', null, { timeout: 10_000 });
+    await page.waitForSelector('[data-testid="channel-canvas"][data-state="ready"]', { timeout: WAIT });
+    await page.waitForSelector('[data-testid="sparsity-chart"] svg rect.fill', { timeout: WAIT });
+    const bars = await page.$$eval('[data-testid="sparsity-chart"] rect.fill', (r) => r.length);
+    assert(bars > 3, `the sparsity chart has ${bars} bars`);
+    await shot(page, '3-activations');
+  });
+
+  // 4. Four filter patterns with visible progress.
+  await step('4 filter patterns with live progress', async () => {
+    await page.click('[role="tab"][data-view="filters"]');
+    await page.selectOption('[data-testid="filters-layer"]', '_blocks.1');
+    await page.selectOption('[data-testid="filters-count"]', '4');
+    await page.selectOption('[data-testid="filters-size"]', '32');
+    await page.fill('[data-testid="filters-steps"]', '8');
+    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await page.evaluate(() => {
+      const progress = document.querySelector('[data-testid="filters-progress"]');
+      window.__progressSeen = [];
+      new MutationObserver(() => window.__progressSeen.push(progress.value)).observe(progress, { attributes: true, attributeFilter: ['value'] });
+    });
+    const t0 = Date.now();
+    await page.click('[data-testid="filters-start"]');
+    await page.waitForSelector('[data-testid="filters-canvas"][data-state="ready"]', { timeout: WAIT });
+    time('filters (4 × 32 px, 8 steps)', Date.now() - t0);
+    const seen = await page.evaluate(() => window.__progressSeen);
+    const { value, max } = await page.$eval('[data-testid="filters-progress"]', (p) => ({ value: p.value, max: p.max }));
+    assert(max === 8 && value === max, `the progress bar ended at ${value} of ${max}`);
+    assert(seen.some((v) => v > 0 && v < max), `no intermediate progress was shown (values seen: ${seen.join(', ')})`);
+    const stats = await canvasStats(page, 'filters-canvas');
+    assert(stats.width > 0 && stats.std > 3, `the filter grid looks blank (${JSON.stringify(stats)})`);
+    console.log(`      progress values seen: ${[...new Set(seen)].join(', ')}`);
+    await shot(page, '4-filters');
+  });
+
+  if (backend === 'cpu') {
+    await step('Cancel stops a long run, the page keeps working', async () => {
+      await page.fill('[data-testid="filters-steps"]', '400');
+      await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+      await page.selectOption('[data-testid="filters-size"]', '64');
+      await page.click('[data-testid="filters-start"]');
+      await page.waitForFunction(() => document.querySelector('[data-testid="filters-progress"]').value >= 1, null, { timeout: WAIT });
+      const t0 = Date.now();
+      await page.click('[data-testid="filters-cancel"]');
+      await page.waitForFunction(() => /Cancelled/.test(document.querySelector('#filters-status').textContent), null, { timeout: 30_000 });
+      time('cancel', Date.now() - t0);
+      await page.click('[role="tab"][data-view="gradcam"]');
+      await page.selectOption('[data-testid="gradcam-method"]', 'layercam');
+      await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="layercam"]', { timeout: WAIT });
+      await shot(page, '4b-after-cancel');
+    });
+
+    // 5. A text file on the photo input: a message by the drop zone; then a real photo works.
+    await step('a text file shows an error; a photo after it still works', async () => {
+      await page.setInputFiles('[data-testid="photo-input"]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a photo\n') });
+      await page.waitForSelector('[data-testid="photo-error"]:not([hidden])', { timeout: 10_000 });
+      const message = await page.textContent('[data-testid="photo-error"]');
+      console.log(`      message: ${message.trim()}`);
+      assert(/notes\.txt/.test(message) && /image/.test(message), `unclear message: “${message}”`);
+      await shot(page, '5-bad-file');
+      await page.setInputFiles('[data-testid="photo-input"]', path.join(dist, 'samples/rocket.jpg'));
+      await page.waitForSelector(predictionsFor('rocket.jpg'), { timeout: WAIT });
+      assert(await page.$eval('[data-testid="photo-error"]', (e) => e.hidden), 'the error message stayed after a good photo');
+    });
+
+    // 6. A shared link reproduces its view.
+    await step('a link reproduces model, view, layer, sample', async () => {
+      const linked = await openPage(context, `${base}#model=efficientnet-lite0&view=activations&layer=_blocks.2&sample=astronaut`);
+      await linked.waitForSelector('[data-testid="activations-canvas"][data-state="ready"][data-photo="astronaut.jpg"]', { timeout: WAIT });
+      const layer = await linked.$eval('[data-testid="activations-layer"]', (s) => s.value);
+      const selected = await linked.$eval('[role="tab"][aria-selected="true"]', (t) => t.dataset.view);
+      assert(layer === '_blocks.2' && selected === 'activations', `the link opened ${selected} at ${layer}`);
+      await linked.close();
+    });
+
+    await step('phone-sized screenshot', async () => {
+      const phone = await newContext(browser, { noWebGPU: true, viewport: { width: 390, height: 844 } });
+      const small = await openPage(phone, `${base}#sample=cat`);
+      await small.waitForSelector(predictionsFor('cat.jpg'), { timeout: WAIT });
+      await small.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"]', { timeout: WAIT });
+      const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      await shot(small, '7-phone');
+      await small.locator('#views').screenshot({ path: path.join(shots, `${current}-7-phone-views.png`) });
+      assert(overflow <= 1, `the page scrolls sideways on a phone (${overflow} px too wide)`);
+      await phone.close();
+    });
+  } else {
+    await step('Auto avoids the software GPU', async () => {
+      const auto = await openPage(context, `${base}#sample=cat`);
+      const hasAdapter = await auto.evaluate(async () => Boolean(navigator.gpu && (await navigator.gpu.requestAdapter())));
+      await auto.waitForSelector('[data-testid="backend-notice"][data-backend]:not([data-backend=""])', { timeout: WAIT });
+      const { backend: chosen, text } = await auto.$eval('[data-testid="backend-notice"]', (n) => ({ backend: n.dataset.backend, text: n.querySelector('#backend-text').textContent }));
+      console.log(`      Auto chose ${chosen}: ${text.replace(/\s+/g, ' ').trim()}`);
+      if (hasAdapter) {
+        const info = await auto.evaluate(async () => {
+          const a = await navigator.gpu.requestAdapter();
+          return `${a.info?.vendor} ${a.info?.architecture} ${a.info?.description}`;
+        });
+        if (/swiftshader|llvmpipe|lavapipe/i.test(info)) assert(chosen === 'cpu', `Auto picked ${chosen} on a software adapter (${info})`);
+      }
+      await auto.waitForSelector(predictionsFor('cat.jpg'), { timeout: WAIT });
+      await auto.close();
+    });
+  }
+  await context.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const { child: server, url } = await startServer().catch((e) => fail(e.message));
+console.log(`serving ${dist} at ${url}`);
+const args = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+if (process.env.E2E_VULKAN) args.push('--enable-features=Vulkan');
+let browser;
+try {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args });
+  const version = browser.version();
+  console.log(`Chromium ${version}; playwright-core ${JSON.parse(readFileSync(path.join(repo, 'node_modules/playwright-core/package.json'), 'utf8')).version}`);
+  const only = process.env.E2E_BACKEND;
+  for (const backend of ['webgpu', 'cpu']) {
+    if (!only || only === backend) await checkBackend(browser, url, backend);
+  }
+} catch (err) {
+  failures.push(`the run stopped: ${err.message}`);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  server.kill();
+}
+
+console.log('\nTimings (seconds):');
+for (const [backend, steps] of Object.entries(timings)) {
+  console.log(`  ${backend}`);
+  for (const [name, ms] of Object.entries(steps)) console.log(`    ${name.padEnd(34)} ${(ms / 1000).toFixed(2)}`);
+}
+console.log(`Screenshots: ${path.relative(process.cwd(), shots) || shots}/`);
+
+for (const p of problems) failures.push(p);
+if (failures.length) {
+  console.error(`\ne2e FAILED (${failures.length}):`);
+  for (const f of failures) console.error(`  - ${f}`);
+  process.exit(1);
+}
+console.log('\ne2e passed');

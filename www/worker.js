@@ -1,0 +1,251 @@
+// The ConvLens compute worker: owns the wasm Engine so the page never blocks. It also fetches,
+// verifies (sha256) and caches weights files, so their bytes never cross to the page.
+//
+// Protocol. The page posts {id, op, args, slot?}; the worker answers {id, ok: true, result} or
+// {id, ok: false, error, code?, detected?, fatal?}, and may stream {id, progress} before that.
+// Requests run one at a time, in order. A queued request is dropped (answered with code
+// 'superseded') when a newer one with the same `slot` arrives: only the latest Grad-CAM, say,
+// is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop.
+
+import init, { Engine, detectModel } from './pkg/convlens.js';
+
+const CACHE_NAME = 'convlens-weights-v1';
+
+let wasmReady = null;
+let engine = null;
+let cancelRequested = false;
+const queue = [];
+let running = false;
+
+const post = (message, transfer = []) => self.postMessage(message, transfer);
+
+// A picture from the wasm, ready to post: {width, height, rgba} with its buffer transferred.
+function picture(p, transfer) {
+  if (!p) return null;
+  const out = { width: p.width, height: p.height, rgba: p.rgba };
+  transfer.push(p.rgba.buffer);
+  return out;
+}
+
+function needEngine() {
+  if (!engine) throw new Error('the compute engine is not ready yet');
+  return engine;
+}
+
+async function sha256Hex(bytes) {
+  if (!self.crypto || !self.crypto.subtle) {
+    throw new Error('cannot verify the download: this page must be served over https (or from localhost) for the browser to offer SHA-256');
+  }
+  const digest = await self.crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function openCache() {
+  try {
+    return self.caches ? await self.caches.open(CACHE_NAME) : null;
+  } catch {
+    return null; // no Cache API here (insecure context, private mode): download every time
+  }
+}
+
+// Reads a response body in chunks, reporting bytes received.
+async function readWithProgress(response, total, onProgress) {
+  if (!response.body || !response.body.getReader) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onProgress(bytes.length, total || bytes.length);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  let lastReport = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    const now = performance.now();
+    if (now - lastReport > 80) {
+      lastReport = now;
+      onProgress(loaded, total);
+    }
+  }
+  onProgress(loaded, total || loaded);
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+// The bytes of a weights file at `url`: from the cache when present (and still matching
+// `sha256`), else downloaded with progress, checked, and cached.
+async function weightsFromUrl({ url, sha256, size }, report) {
+  const cache = await openCache();
+  const key = sha256 ? `${url}${url.includes('?') ? '&' : '?'}sha256=${sha256}` : url;
+  if (cache) {
+    const hit = await cache.match(key).catch(() => null);
+    if (hit) {
+      report({ phase: 'cache' });
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      if (!sha256 || (await sha256Hex(bytes)) === sha256) return { bytes, cached: true, verified: Boolean(sha256) };
+      await cache.delete(key).catch(() => {});
+    }
+  }
+  let response;
+  try {
+    response = await fetch(url, { mode: 'cors', credentials: 'omit' });
+  } catch {
+    throw new Error(
+      `could not download ${url}: the server is unreachable or does not allow cross-origin requests (CORS). ` +
+        'Download the file yourself and drop it here instead.',
+    );
+  }
+  if (!response.ok) throw new Error(`could not download ${url}: the server answered ${response.status} ${response.statusText}`.trim());
+  const total = Number(response.headers.get('Content-Length')) || size || 0;
+  const bytes = await readWithProgress(response, total, (loaded, all) => report({ phase: 'download', loaded, total: all }));
+  if (sha256) {
+    report({ phase: 'verify' });
+    const actual = await sha256Hex(bytes);
+    if (actual !== sha256) {
+      throw new Error(`the downloaded weights do not match their checksum (sha256 ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…): the file is damaged or was replaced; reload to try again`);
+    }
+  }
+  if (cache) {
+    try {
+      await cache.put(key, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
+    } catch {
+      // A full quota only costs a new download next time.
+    }
+  }
+  return { bytes, cached: false, verified: Boolean(sha256) };
+}
+
+const ops = {
+  async create({ backend }) {
+    wasmReady ??= init();
+    await wasmReady;
+    engine = await Engine.create(backend);
+    return { backend: engine.backend };
+  },
+
+  // {model, url?, sha256?, size?, blob?, strict?}. With `strict`, a file that holds another
+  // model is refused with code 'wrong-model' and the detected model.
+  async loadWeights({ model, url, sha256, size, blob, strict }, report) {
+    const e = needEngine();
+    let bytes;
+    let source = {};
+    if (blob) {
+      report({ phase: 'read' });
+      bytes = new Uint8Array(await blob.arrayBuffer());
+    } else {
+      const got = await weightsFromUrl({ url, sha256, size }, report);
+      bytes = got.bytes;
+      source = { cached: got.cached, verified: got.verified };
+    }
+    report({ phase: 'detect' });
+    let detected;
+    try {
+      detected = detectModel(bytes);
+    } catch (err) {
+      throw Object.assign(new Error(err.message), { code: 'unknown-model' });
+    }
+    if (strict && detected !== model) {
+      throw Object.assign(new Error(`this file holds weights for ${detected}, not ${model}`), { code: 'wrong-model', detected });
+    }
+    report({ phase: 'load' });
+    const info = JSON.parse(e.loadWeights(bytes, detected));
+    return { info, ...source };
+  },
+
+  async detect({ blob }) {
+    return detectModel(new Uint8Array(await blob.arrayBuffer()));
+  },
+
+  async setPhoto({ rgba, width, height }) {
+    needEngine().setPhoto(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height);
+    return null;
+  },
+
+  async predict({ top }) {
+    return JSON.parse(await needEngine().predict(top));
+  },
+
+  async gradcam({ layer, cls, method, colormap }, _report, transfer) {
+    const out = await needEngine().gradcam(layer, cls, method, colormap, 0.4);
+    const info = JSON.parse(out.json);
+    delete info.map; // the page draws the heatmap picture; the raw map stays here
+    return { info, heatmap: picture(out.heatmap, transfer) };
+  },
+
+  async activations({ layer, colormap }, _report, transfer) {
+    const out = await needEngine().activations(layer, colormap);
+    return { info: JSON.parse(out.json), grid: picture(out.grid, transfer) };
+  },
+
+  async channel({ layer, index, colormap }, _report, transfer) {
+    return picture(await needEngine().channel(layer, index, colormap), transfer);
+  },
+
+  async layerStats() {
+    return JSON.parse(await needEngine().layerStats());
+  },
+
+  async filters({ layer, first, count, size, steps, mode, seed, previewEvery }, report, transfer) {
+    const e = needEngine();
+    cancelRequested = false;
+    const onProgress = (step, total, loss, grid) => {
+      const t = [];
+      report({ step, steps: total, loss, grid: picture(grid, t) }, t);
+      return !cancelRequested;
+    };
+    const grid = await e.filters(layer, first, count, size, steps, mode, seed, previewEvery, onProgress);
+    return { grid: picture(grid, transfer) };
+  },
+};
+
+async function run(job) {
+  const { id, op, args } = job;
+  const transfer = [];
+  const report = (progress, t = []) => post({ id, progress }, t);
+  try {
+    const fn = ops[op];
+    if (!fn) throw new Error(`unknown request '${op}'`);
+    const result = await fn(args || {}, report, transfer);
+    post({ id, ok: true, result }, transfer);
+  } catch (err) {
+    const message = (err && err.message) || String(err);
+    // A trap in the wasm (a Rust panic) leaves the instance unusable: the page starts a new worker.
+    const fatal = err instanceof WebAssembly.RuntimeError;
+    post({ id, ok: false, error: message, code: err && err.code, detected: err && err.detected, fatal });
+  }
+}
+
+async function pump() {
+  if (running) return;
+  running = true;
+  while (queue.length) await run(queue.shift());
+  running = false;
+}
+
+self.onmessage = (event) => {
+  const job = event.data;
+  if (job.op === 'cancel') {
+    cancelRequested = true;
+    return;
+  }
+  if (job.slot) {
+    for (let i = queue.length - 1; i >= 0; i--) {
+      if (queue[i].slot === job.slot) {
+        post({ id: queue[i].id, ok: false, error: 'superseded', code: 'superseded' });
+        queue.splice(i, 1);
+      }
+    }
+  }
+  queue.push(job);
+  pump();
+};
+
+self.addEventListener('unhandledrejection', (event) => event.preventDefault());
