@@ -8,7 +8,7 @@ PORT ?= 8080
 JOBS ?= 2
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
 WASM_BINDGEN = $(HOME)/.cargo/bin/wasm-bindgen
-WASM = target/wasm32-unknown-unknown/wasm/convlens.wasm
+WASM = $(or $(CARGO_TARGET_DIR),target)/wasm32-unknown-unknown/wasm/convlens.wasm
 
 serve: dist
 	node tools/serve.mjs dist $(PORT)
@@ -48,3 +48,9 @@ e2e:
 
 clean:
 	rm -rf dist pkg target
+
+# ConvLens side by side with PyTorch (not part of `make test`): writes bench/RESULTS.md.
+# `make bench QUICK=1` (16 filters × 10 steps for the filter grids) takes under 10 minutes.
+QUICK ?=
+bench:
+	QUICK=$(QUICK) JOBS=$(JOBS) bash bench/bench.sh
