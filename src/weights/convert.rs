@@ -1,7 +1,6 @@
 //! Reads any supported weights file, recognised by its content (never its name), into a WeightSet
 //! for a given model: our safetensors, torchvision safetensors, Keras .h5, torch zip or legacy .pth.
 
-use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 
 use super::raw::RawTensor;
@@ -45,14 +44,8 @@ fn read_foreign_safetensors(bytes: &[u8]) -> Result<Vec<RawTensor>> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| Error::weights(format!("not a valid safetensors file ({e})")))?;
     let mut tensors = Vec::new();
     for (name, view) in file.tensors() {
-        let d = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => d.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::F64 => d.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32).collect(),
-            _ => continue, // integer bookkeeping such as num_batches_tracked
-        };
+        // Integer bookkeeping such as num_batches_tracked is skipped.
+        let Some(data) = super::floats(view.dtype(), view.data()) else { continue };
         tensors.push(RawTensor::new(name, view.shape().to_vec(), data));
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));

@@ -34,6 +34,17 @@ pub fn default_labels(model: ModelKind) -> Vec<String> {
     }
 }
 
+/// Little-endian safetensors values as f32, for the float dtypes; None for the others.
+pub(crate) fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::F64 => bytes.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32).collect(),
+        _ => return None,
+    })
+}
+
 /// What a weights file says about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meta {
@@ -117,8 +128,7 @@ impl WeightSet {
         let mut set = WeightSet::new(meta);
         for (name, view) in file.tensors() {
             let data = match view.dtype() {
-                Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-                Dtype::F16 => view.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                Dtype::F32 | Dtype::F16 => floats(view.dtype(), view.data()).unwrap_or_default(),
                 other => return Err(Error::weights(format!("tensor '{name}' is {other:?}; ConvLens reads f32 or f16"))),
             };
             set.insert(name, view.shape().to_vec(), data);
