@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make bench` (QUICK=1 for the short version): ConvLens side by side with PyTorch, written to
+# bench/RESULTS.md. Installs what it needs once: a venv with the pinned PyTorch peer in bench/.venv,
+# the seeded VGG16 weights and the benchmark binaries in bench/.cache (both gitignored).
+# Knobs (environment): QUICK=1, RUNS=5, FILTERS=, STEPS=, WGPU_FILTERS=1, BENCH_OPT=2, BENCH_FIX=1, JOBS=2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+BENCH_OPT=${BENCH_OPT:-2}
+BENCH_FIX=${BENCH_FIX:-1}
+VENV=bench/.venv
+BIN=bench/.cache/bin
+TARGET=${CARGO_TARGET_DIR:-target}
+mkdir -p "$BIN"
+
+if [ ! -f "$VENV/.installed" ] || [ bench/requirements.txt -nt "$VENV/.installed" ]; then
+	echo "bench: creating $VENV from bench/requirements.txt (PyTorch + pytorch-grad-cam, ~6 GB with torch's CUDA wheels; once)"
+	python3 -m venv "$VENV"
+	"$VENV/bin/pip" install --quiet -r bench/requirements.txt
+	touch "$VENV/.installed"
+fi
+
+# The dev profile; ConvLens's own code at opt-level $BENCH_OPT (its dependencies are at 2 already).
+# Each build has its own artifacts in target/, so switching between them does not rebuild.
+build() {
+	cargo build --quiet -j"$JOBS" --example bench --config "profile.dev.package.convlens.opt-level=$BENCH_OPT" "$@"
+}
+echo "bench: building examples/bench.rs (dev profile, convlens at opt-level $BENCH_OPT)"
+build
+cp "$TARGET/debug/examples/bench" "$BIN/bench"
+if [ "$BENCH_FIX" = 1 ]; then
+	echo "bench: building it again with burn's rayon + simd features (the CPU fix the report measures; slow the first time)"
+	build --features burn/rayon,burn/simd
+	cp "$TARGET/debug/examples/bench" "$BIN/bench-rayon-simd"
+else
+	rm -f "$BIN/bench-rayon-simd"
+fi
+
+WEIGHTS=bench/.cache/vgg16_seeded.safetensors
+if [ ! -f "$WEIGHTS" ]; then
+	echo "bench: writing the seeded full-size VGG16 to $WEIGHTS"
+	"$BIN/bench" seed-vgg16 "$WEIGHTS"
+fi
+"$BIN/bench" squash www/samples/cat.jpg bench/.cache/cat_224.png
+
+args=(--crate-opt "$BENCH_OPT" --runs "${RUNS:-5}")
+if [ -n "${QUICK:-}" ] && [ "$QUICK" != 0 ]; then args+=(--quick); fi
+if [ -n "${FILTERS:-}" ]; then args+=(--filters "$FILTERS"); fi
+if [ -n "${STEPS:-}" ]; then args+=(--steps "$STEPS"); fi
+if [ "${WGPU_FILTERS:-0}" = 1 ]; then args+=(--wgpu-filters); fi
+echo "bench: measuring (${args[*]}); progress below"
+python3 bench/run_bench.py --python "$VENV/bin/python" "${args[@]}"
