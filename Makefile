@@ -50,7 +50,8 @@ clean:
 	rm -rf dist pkg target
 
 # ConvLens side by side with PyTorch (not part of `make test`): writes bench/RESULTS.md.
-# `make bench QUICK=1` (16 filters × 10 steps for the filter grids) takes under 10 minutes.
+# `make bench QUICK=1` takes under 10 minutes once built; the full sizes take hours on 2 cores.
+# Knobs: RUNS, FILTERS, STEPS, WGPU_FILTERS=1, BENCH_OPT, BENCH_FIX (see bench/bench.sh).
 QUICK ?=
 bench:
 	QUICK=$(QUICK) JOBS=$(JOBS) bash bench/bench.sh
