@@ -212,10 +212,10 @@ fn load(o: &Options) -> Res<Loaded> {
     let set = WeightSet::from_safetensors(&bytes).map_err(err)?;
     let parse_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let net = Network::from_weights(&set, &device).map_err(err)?;
+    drop(bytes);
+    let net = Network::from_weights(set, &device).map_err(err)?;
     device.sync().map_err(|e| format!("{e:?}"))?;
     let build_s = t.elapsed().as_secs_f64();
-    drop((set, bytes));
     let adapter = device.identity().map(|id| id.name).unwrap_or_else(|| "flex (CPU)".into());
     Ok(Loaded {
         net,

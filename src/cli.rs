@@ -175,7 +175,7 @@ fn device(args: &Args) -> Result<Device, String> {
 fn network(args: &Args) -> Result<Network, String> {
     let model = args.model()?;
     let weights = weights(args, model)?;
-    Network::from_weights(&weights, &device(args)?).map_err(|e| e.to_string())
+    Network::from_weights(weights, &device(args)?).map_err(|e| e.to_string())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, String> {
@@ -238,11 +238,12 @@ fn convert(args: &Args) -> Result<(), String> {
     };
     let model = args.model()?;
     let set = import(&read(Path::new(input))?, model).map_err(|e| format!("{input}: {e}"))?;
-    // Building the network checks that the shapes fit together before anything is written.
-    Network::from_weights(&set, &Device::flex()).map_err(|e| format!("{input}: {e}"))?;
     let bytes = set.to_safetensors(args.switch("--f16")).map_err(|e| e.to_string())?;
+    let summary = format!("{} {} weights, {} values, {:.1} MB", model.name(), set.meta.origin, set.value_count(), bytes.len() as f64 / 1e6);
+    // Building the network checks that the shapes fit together before anything is written.
+    Network::from_weights(set, &Device::flex()).map_err(|e| format!("{input}: {e}"))?;
     write(Path::new(output), &bytes)?;
-    eprintln!("wrote {output}: {} {} weights, {} values, {:.1} MB", model.name(), set.meta.origin, set.value_count(), bytes.len() as f64 / 1e6);
+    eprintln!("wrote {output}: {summary}");
     Ok(())
 }
 
@@ -420,11 +421,13 @@ fn fetch(args: &Args) -> Result<(), String> {
         return Err(format!("the download's md5 is {actual}, expected {expected}: refusing it (truncated or not the official file)"));
     }
     let set = import(&bytes, ModelKind::Vgg16).map_err(|e| format!("{url}: {e}"))?;
-    Network::from_weights(&set, &Device::flex()).map_err(|e| format!("{url}: {e}"))?;
+    drop(bytes);
+    let converted = set.to_safetensors(true).map_err(|e| e.to_string())?;
+    Network::from_weights(set, &Device::flex()).map_err(|e| format!("{url}: {e}"))?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    write(&out, &set.to_safetensors(true).map_err(|e| e.to_string())?)?;
+    write(&out, &converted)?;
     eprintln!("verified and converted to {} (used by default for --model vgg16)", out.display());
     Ok(())
 }

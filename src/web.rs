@@ -97,7 +97,7 @@ impl Engine {
     pub fn load_weights(&self, bytes: &[u8], model: &str) -> Result<String, JsValue> {
         let kind = ModelKind::parse(model).map_err(js_err)?;
         let weights = import(bytes, kind).map_err(js_err)?;
-        let net = Network::from_weights(&weights, &self.state.device).map_err(js_err)?;
+        let net = Network::from_weights(weights, &self.state.device).map_err(js_err)?;
         let info = serde_json::json!({
             "model": net.kind.name(),
             "origin": net.origin,

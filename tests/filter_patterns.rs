@@ -11,7 +11,7 @@ use convlens::weights::WeightSet;
 
 fn lite0() -> Network {
     let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    Network::from_weights(&WeightSet::from_safetensors(&bytes).unwrap(), &Backend::Cpu.device().unwrap()).unwrap()
+    Network::from_weights(WeightSet::from_safetensors(&bytes).unwrap(), &Backend::Cpu.device().unwrap()).unwrap()
 }
 
 /// Mean activation of every channel of `layer` for each photo: [photo][channel].

@@ -40,7 +40,7 @@ fn correlation(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn network(weights: &WeightSet) -> Network {
-    Network::from_weights(weights, &Backend::Cpu.device().unwrap()).unwrap()
+    Network::from_weights(weights.clone(), &Backend::Cpu.device().unwrap()).unwrap()
 }
 
 /// Logits and every layer's statistics within 1e-3 relative of the reference. Returns the worst
@@ -155,7 +155,7 @@ fn wgpu_backend_agrees_with_cpu() {
     let weights = WeightSet::from_safetensors(&bytes).unwrap();
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
     let run = |backend: Backend| {
-        let net = Network::from_weights(&weights, &backend.device().expect("a Vulkan adapter (apt-get install mesa-vulkan-drivers)")).unwrap();
+        let net = Network::from_weights(weights.clone(), &backend.device().expect("a Vulkan adapter (apt-get install mesa-vulkan-drivers)")).unwrap();
         let logits = pollster::block_on(read_f32(net.forward(to_pixels(&[photo.clone()], net.device()).unwrap()).unwrap())).unwrap();
         let cam = pollster::block_on(class_activation_map(&net, &photo, "_blocks.15", None, CamMethod::GradCam, Score::Probability)).unwrap();
         (logits, cam.map)

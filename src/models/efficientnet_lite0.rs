@@ -29,7 +29,7 @@ pub struct MbConvBlock {
 }
 
 impl MbConvBlock {
-    fn load(w: &WeightSet, index: usize, device: &Device) -> Result<Self> {
+    fn load(w: &mut WeightSet, index: usize, device: &Device) -> Result<Self> {
         let key = |name: &str| format!("_blocks.{index}.{name}");
         let stride = BLOCK_STRIDES[index];
         let expand = if w.contains(&key("_expand_conv.weight")) {
@@ -76,7 +76,7 @@ pub struct EfficientNetLite0 {
 }
 
 impl EfficientNetLite0 {
-    pub fn load(w: &WeightSet, device: &Device) -> Result<Self> {
+    pub fn load(w: &mut WeightSet, device: &Device) -> Result<Self> {
         let stem = Conv::load_with_batch_norm(w, "_conv_stem", "_bn0", BN_EPS, 2, 1, Padding::TfSame, device)?;
         let blocks = (0..BLOCK_STRIDES.len()).map(|i| MbConvBlock::load(w, i, device)).collect::<Result<Vec<_>>>()?;
         let head = Conv::load_with_batch_norm(w, "_conv_head", "_bn1", BN_EPS, 1, 1, Padding::TfSame, device)?;

@@ -33,9 +33,9 @@ pub struct Conv {
 
 impl Conv {
     /// Reads `<key>.weight` and, when `with_bias`, `<key>.bias`.
-    pub fn load(w: &WeightSet, key: &str, stride: usize, groups: usize, padding: Padding, with_bias: bool, device: &Device) -> Result<Self> {
-        let weight = w.tensor::<4>(&format!("{key}.weight"), device)?;
-        let bias = if with_bias { Some(w.tensor::<1>(&format!("{key}.bias"), device)?) } else { None };
+    pub fn load(w: &mut WeightSet, key: &str, stride: usize, groups: usize, padding: Padding, with_bias: bool, device: &Device) -> Result<Self> {
+        let weight = w.take_tensor::<4>(&format!("{key}.weight"), device)?;
+        let bias = if with_bias { Some(w.take_tensor::<1>(&format!("{key}.bias"), device)?) } else { None };
         Ok(Self { weight, bias, stride, groups, padding })
     }
 
@@ -82,20 +82,19 @@ impl Conv {
     /// folded into one conv on the host: w' = w * gamma / sqrt(var + eps), b' = beta - mean * that
     /// scale. Exact up to float rounding, and one op less per layer on every backend.
     #[allow(clippy::too_many_arguments)]
-    pub fn load_with_batch_norm(w: &WeightSet, key: &str, bn_key: &str, eps: f32, stride: usize, groups: usize, padding: Padding, device: &Device) -> Result<Self> {
+    pub fn load_with_batch_norm(w: &mut WeightSet, key: &str, bn_key: &str, eps: f32, stride: usize, groups: usize, padding: Padding, device: &Device) -> Result<Self> {
         let name = format!("{key}.weight");
-        let (shape, weight) = w.values(&name)?;
-        let mut weight = weight.to_vec();
+        let (shape, mut weight) = w.take(&name)?;
         if shape.len() != 4 {
             return Err(Error::weights(format!("'{name}' should have 4 dimensions, found shape {shape:?}")));
         }
         let channels = shape[0];
-        let get = |field: &str| -> Result<Vec<f32>> {
-            let (s, values) = w.values(&format!("{bn_key}.{field}"))?;
+        let mut get = |field: &str| -> Result<Vec<f32>> {
+            let (s, values) = w.take(&format!("{bn_key}.{field}"))?;
             if s != [channels] {
                 return Err(Error::weights(format!("'{bn_key}.{field}' has shape {s:?}, expected [{channels}]")));
             }
-            Ok(values.to_vec())
+            Ok(values)
         };
         let (gamma, beta, mean, var) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
         let per_channel = weight.len() / channels.max(1);
@@ -124,12 +123,12 @@ pub struct Dense {
 
 impl Dense {
     /// Reads `<key>.weight` ([in, out]) and `<key>.bias`, splitting the weight into column blocks.
-    pub fn load(w: &WeightSet, key: &str, device: &Device) -> Result<Self> {
-        let (shape, values) = w.values(&format!("{key}.weight"))?;
+    pub fn load(w: &mut WeightSet, key: &str, device: &Device) -> Result<Self> {
+        let (shape, values) = w.take(&format!("{key}.weight"))?;
         let [inputs, outputs] = shape[..] else {
             return Err(Error::weights(format!("'{key}.weight' should be a matrix, found shape {shape:?}")));
         };
-        let bias = w.tensor::<1>(&format!("{key}.bias"), device)?;
+        let bias = w.take_tensor::<1>(&format!("{key}.bias"), device)?;
         if bias.dims() != [outputs] {
             return Err(Error::weights(format!("'{key}.bias' has shape {:?}, expected [{outputs}]", bias.dims())));
         }

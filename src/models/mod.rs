@@ -192,14 +192,16 @@ pub struct Network {
 
 impl Network {
     /// Builds the network of the weights' model on `device` (use an autodiff device for the
-    /// visualizations that need gradients).
-    pub fn from_weights(weights: &WeightSet, device: &Device) -> Result<Self> {
-        let meta = &weights.meta;
-        let body = match meta.model {
-            ModelKind::Vgg16 => Body::Vgg16(vgg16::Vgg16::load(weights, device)?),
-            ModelKind::SmallConvnet => Body::SmallConvnet(small_convnet::SmallConvnet::load(weights, device)?),
-            ModelKind::EfficientNetLite0 => Body::EfficientNetLite0(efficientnet_lite0::EfficientNetLite0::load(weights, device)?),
+    /// visualizations that need gradients). Consumes the weights: each host copy is freed as
+    /// soon as its tensor is on the device.
+    pub fn from_weights(mut weights: WeightSet, device: &Device) -> Result<Self> {
+        let w = &mut weights;
+        let body = match w.meta.model {
+            ModelKind::Vgg16 => Body::Vgg16(vgg16::Vgg16::load(w, device)?),
+            ModelKind::SmallConvnet => Body::SmallConvnet(small_convnet::SmallConvnet::load(w, device)?),
+            ModelKind::EfficientNetLite0 => Body::EfficientNetLite0(efficientnet_lite0::EfficientNetLite0::load(w, device)?),
         };
+        let meta = weights.meta;
         let size = meta.model.input_size();
         let mut shape = [3, size, size];
         let mut layers = Vec::new();
@@ -210,8 +212,8 @@ impl Network {
         let network = Self {
             kind: meta.model,
             preprocessing: meta.preprocessing,
-            labels: meta.labels.clone(),
-            origin: meta.origin.clone(),
+            labels: meta.labels,
+            origin: meta.origin,
             layers,
             body,
             device: device.clone(),

@@ -23,13 +23,13 @@ pub struct SmallConvnet {
 pub const WEIGHTED_LAYERS: [&str; 6] = ["conv2d_1", "conv2d_2", "conv2d_3", "conv2d_4", "dense_1", "dense_2"];
 
 impl SmallConvnet {
-    pub fn load(w: &WeightSet, device: &Device) -> Result<Self> {
-        let conv = |key: &str| Conv::load(w, key, 1, 1, Padding::Valid, true, device);
+    pub fn load(w: &mut WeightSet, device: &Device) -> Result<Self> {
+        let conv = |w: &mut WeightSet, key: &str| Conv::load(w, key, 1, 1, Padding::Valid, true, device);
         Ok(Self {
-            conv2d_1: conv("conv2d_1")?,
-            conv2d_2: conv("conv2d_2")?,
-            conv2d_3: conv("conv2d_3")?,
-            conv2d_4: conv("conv2d_4")?,
+            conv2d_1: conv(w, "conv2d_1")?,
+            conv2d_2: conv(w, "conv2d_2")?,
+            conv2d_3: conv(w, "conv2d_3")?,
+            conv2d_4: conv(w, "conv2d_4")?,
             dense_1: Dense::load(w, "dense_1", device)?,
             dense_2: Dense::load(w, "dense_2", device)?,
         })

@@ -40,26 +40,25 @@ pub fn weighted_layer_names() -> Vec<String> {
 }
 
 impl Vgg16 {
-    pub fn load(w: &WeightSet, device: &Device) -> Result<Self> {
-        let conv = |key: &str| Conv::load(w, key, 1, 1, Padding::Same, true, device);
-        let dense = |key: &str| Dense::load(w, key, device);
+    pub fn load(w: &mut WeightSet, device: &Device) -> Result<Self> {
+        let conv = |w: &mut WeightSet, key: &str| Conv::load(w, key, 1, 1, Padding::Same, true, device);
         Ok(Self {
-            block1_conv1: conv("block1_conv1")?,
-            block1_conv2: conv("block1_conv2")?,
-            block2_conv1: conv("block2_conv1")?,
-            block2_conv2: conv("block2_conv2")?,
-            block3_conv1: conv("block3_conv1")?,
-            block3_conv2: conv("block3_conv2")?,
-            block3_conv3: conv("block3_conv3")?,
-            block4_conv1: conv("block4_conv1")?,
-            block4_conv2: conv("block4_conv2")?,
-            block4_conv3: conv("block4_conv3")?,
-            block5_conv1: conv("block5_conv1")?,
-            block5_conv2: conv("block5_conv2")?,
-            block5_conv3: conv("block5_conv3")?,
-            fc1: dense("fc1")?,
-            fc2: dense("fc2")?,
-            predictions: dense("predictions")?,
+            block1_conv1: conv(w, "block1_conv1")?,
+            block1_conv2: conv(w, "block1_conv2")?,
+            block2_conv1: conv(w, "block2_conv1")?,
+            block2_conv2: conv(w, "block2_conv2")?,
+            block3_conv1: conv(w, "block3_conv1")?,
+            block3_conv2: conv(w, "block3_conv2")?,
+            block3_conv3: conv(w, "block3_conv3")?,
+            block4_conv1: conv(w, "block4_conv1")?,
+            block4_conv2: conv(w, "block4_conv2")?,
+            block4_conv3: conv(w, "block4_conv3")?,
+            block5_conv1: conv(w, "block5_conv1")?,
+            block5_conv2: conv(w, "block5_conv2")?,
+            block5_conv3: conv(w, "block5_conv3")?,
+            fc1: Dense::load(w, "fc1", device)?,
+            fc2: Dense::load(w, "fc2", device)?,
+            predictions: Dense::load(w, "predictions", device)?,
         })
     }
 

@@ -106,6 +106,11 @@ impl Colormap {
     }
 
     /// RGB for `t` in [0, 1] (clamped; NaN maps to 0).
+    /// The colour of every 8-bit level (level / 255): one lookup per pixel when drawing many.
+    pub fn levels(self) -> [[u8; 3]; 256] {
+        std::array::from_fn(|level| self.rgb(level as f32 / 255.0))
+    }
+
     pub fn rgb(self, t: f32) -> [u8; 3] {
         let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
         let rgb = match self {

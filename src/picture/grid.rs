@@ -76,12 +76,6 @@ pub fn tile(tiles: &[Rgba], per_row: usize, margin: usize, background: [u8; 3]) 
     canvas
 }
 
-/// Nearest-neighbour upscale by an integer factor (small feature maps stay crisp).
-pub fn upscale_nearest(tile: &Rgba, factor: usize) -> Rgba {
-    let factor = factor.max(1);
-    Rgba::from_fn(tile.width * factor, tile.height * factor, |x, y| tile.pixel(x / factor, y / factor))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

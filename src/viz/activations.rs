@@ -7,7 +7,6 @@ use serde::Serialize;
 use crate::backend::read_f32;
 use crate::error::{Error, Result};
 use crate::models::{LayerInfo, Network};
-use crate::picture::grid::{tile, upscale_nearest};
 use crate::picture::{squash, to_pixels, Colormap, Photo, Rgba};
 
 /// Channels per row in the grid, as the book's `images_per_row`.
@@ -75,23 +74,50 @@ pub fn standardize_channel(values: &[f32]) -> Vec<u8> {
 
 /// One channel as a colour picture.
 pub fn channel_picture(values: &[f32], height: usize, width: usize, colormap: Colormap) -> Rgba {
-    let levels = standardize_channel(values);
-    Rgba::from_fn(width, height, |x, y| colormap.rgb(levels[y * width + x] as f32 / 255.0))
+    let mut picture = Rgba::filled(width, height, [0, 0, 0]);
+    draw_channel(&mut picture, values, width, 1, (0, 0), &colormap.levels());
+    picture
 }
 
-/// Every channel of a layer, standardized, tiled 16 per row; tiles smaller than 32 px are
-/// enlarged (nearest neighbour) so deep 7×7 maps stay visible.
+/// Every channel of a layer, standardized, tiled 16 per row, 1 px apart; tiles smaller than
+/// 32 px are enlarged (nearest neighbour) so deep 7×7 maps stay visible. Each channel is drawn
+/// straight into the grid: VGG16's 18 layers are 17 M pixels.
 pub fn layer_grid(activation: &LayerActivation, colormap: Colormap) -> Result<Rgba> {
     let [c, h, w] = activation.shape;
     if h * w <= 1 {
         return Err(Error::Layer(format!("'{}' is a dense layer: it has no spatial map to show", activation.layer)));
     }
+    if activation.values.as_ref().is_none_or(|v| v.len() != c * h * w) {
+        return Err(Error::invalid("the activation has no values to draw"));
+    }
     let factor = (32 / h.max(w)).max(1);
-    let tiles = (0..c)
-        .map(|i| activation.channel(i).map(|v| upscale_nearest(&channel_picture(v, h, w, colormap), factor)))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| Error::invalid("the activation has no values to draw"))?;
-    Ok(tile(&tiles, CHANNELS_PER_ROW, 1, [24, 24, 28]))
+    let (tile_w, tile_h) = (w * factor, h * factor);
+    let cols = CHANNELS_PER_ROW.clamp(1, c.max(1));
+    let rows = c.div_ceil(cols);
+    let mut grid = Rgba::filled(cols * tile_w + cols + 1, rows * tile_h + rows + 1, [24, 24, 28]);
+    let colors = colormap.levels();
+    for i in 0..c {
+        let values = activation.channel(i).ok_or_else(|| Error::invalid("the activation has no values to draw"))?;
+        let corner = (1 + (i % cols) * (tile_w + 1), 1 + (i / cols) * (tile_h + 1));
+        draw_channel(&mut grid, values, w, factor, corner, &colors);
+    }
+    Ok(grid)
+}
+
+/// Draws one channel (`width` values per row) standardized, coloured and enlarged `factor` times,
+/// with its top-left corner at `corner`.
+fn draw_channel(canvas: &mut Rgba, values: &[f32], width: usize, factor: usize, corner: (usize, usize), colors: &[[u8; 3]; 256]) {
+    let span = width * factor * 4;
+    for (row, levels) in standardize_channel(values).chunks(width).enumerate() {
+        let start = ((corner.1 + row * factor) * canvas.width + corner.0) * 4;
+        for (pixels, &level) in canvas.data[start..start + span].chunks_exact_mut(4 * factor).zip(levels) {
+            let [r, g, b] = colors[level as usize];
+            pixels.chunks_exact_mut(4).for_each(|p| p.copy_from_slice(&[r, g, b, 255]));
+        }
+        for copy in 1..factor {
+            canvas.data.copy_within(start..start + span, start + copy * canvas.width * 4);
+        }
+    }
 }
 
 /// The layers whose activations are worth showing: every conv, pool and block layer.
@@ -131,6 +157,25 @@ mod tests {
     fn standardization_matches_the_book() {
         // mean 2, std sqrt(2/3): z = ±1.2247 -> 128 ± 78.4
         assert_eq!(standardize_channel(&[1.0, 2.0, 3.0]), vec![49, 128, 206]);
+    }
+
+    #[test]
+    fn grid_places_enlarged_channels() {
+        // 17 channels of 2×2: enlarged 16×, 16 per row, 1 px apart on the background.
+        let values: Vec<f32> = (0..17 * 4).map(|i| (i % 4) as f32).collect();
+        let act = LayerActivation { layer: "x".into(), shape: [17, 2, 2], stats: LayerStats::of(&values, 17), values: Some(values) };
+        let grid = layer_grid(&act, Colormap::Gray).unwrap();
+        assert_eq!((grid.width, grid.height), (16 * 32 + 17, 2 * 32 + 3));
+        let levels = standardize_channel(&[0.0, 1.0, 2.0, 3.0]);
+        let gray = |l: u8| [l, l, l];
+        assert_eq!(grid.pixel(0, 0), [24, 24, 28]);
+        assert_eq!(grid.pixel(1, 1), gray(levels[0]));
+        assert_eq!(grid.pixel(16, 16), gray(levels[0]));
+        assert_eq!(grid.pixel(17, 16), gray(levels[1]));
+        assert_eq!(grid.pixel(33, 33), [24, 24, 28]);
+        assert_eq!(grid.pixel(34 + 20, 1 + 20), gray(levels[3]));
+        assert_eq!(grid.pixel(1, 34 + 31), gray(levels[2]));
+        assert_eq!(grid.pixel(34, 34), [24, 24, 28]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod torch;
 use std::collections::HashMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use half::slice::HalfFloatSliceExt;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
@@ -37,6 +38,23 @@ pub fn default_labels(model: ModelKind) -> Vec<String> {
 /// Little-endian safetensors values as f32, for the float dtypes; None for the others.
 pub(crate) fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     Some(match dtype {
+        // f32 and f16, our own formats, are bulk copies and `half`'s vectorized widening (F16C,
+        // compiled with the optimized dependencies): VGG16's 138 M values in ~0.1 s, not ~12 s
+        // one value at a time in a debug build.
+        Dtype::F32 if cfg!(target_endian = "little") => {
+            let n = bytes.len() / 4;
+            let mut values = vec![0f32; n];
+            bytemuck::cast_slice_mut::<f32, u8>(&mut values).copy_from_slice(&bytes[..n * 4]);
+            values
+        }
+        Dtype::F16 if cfg!(target_endian = "little") => {
+            let n = bytes.len() / 2;
+            let mut halves = vec![half::f16::ZERO; n];
+            bytemuck::cast_slice_mut::<half::f16, u8>(&mut halves).copy_from_slice(&bytes[..n * 2]);
+            let mut values = vec![0f32; n];
+            halves.convert_to_f32_slice(&mut values);
+            values
+        }
         Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
@@ -101,13 +119,20 @@ impl WeightSet {
         Ok(self.values(name)?.0)
     }
 
-    /// A tensor of rank `D` on `device`.
-    pub fn tensor<const D: usize>(&self, name: &str, device: &Device) -> Result<Tensor<D>> {
-        let (shape, data) = self.values(name)?;
+    /// Removes a tensor and returns its shape and values, so a network being built holds each
+    /// weight once (on its device) rather than twice.
+    pub fn take(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        self.values(name)?;
+        Ok(self.tensors.remove(name).unwrap_or_default())
+    }
+
+    /// Removes a tensor of rank `D` and puts it on `device`.
+    pub fn take_tensor<const D: usize>(&mut self, name: &str, device: &Device) -> Result<Tensor<D>> {
+        let (shape, data) = self.take(name)?;
         if shape.len() != D {
             return Err(Error::weights(format!("'{name}' has shape {shape:?}, expected {D} dimensions")));
         }
-        Ok(Tensor::from_data(TensorData::new(data.to_vec(), shape.to_vec()), device))
+        Ok(Tensor::from_data(TensorData::new(data, shape), device))
     }
 
     /// Parses our safetensors format. Foreign safetensors (e.g. torchvision's) are importers' work.
