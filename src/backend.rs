@@ -75,3 +75,23 @@ pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
         .try_into_vec::<f32>()
         .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))
 }
+
+/// Lets the browser's event loop run (a zero-delay timer), so a worker computing on the CPU
+/// backend, which never waits for a GPU, still hears a cancel request between steps. Natively a
+/// no-op.
+#[cfg(target_family = "wasm")]
+pub async fn yield_now() {
+    use wasm_bindgen::JsCast;
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global();
+        let timer = js_sys::Reflect::get(&global, &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let scheduled = timer.is_some_and(|set_timeout| set_timeout.call2(&global, &resolve, &0.into()).is_ok());
+        if !scheduled {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+#[cfg(not(target_family = "wasm"))]
+pub async fn yield_now() {}

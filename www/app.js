@@ -330,6 +330,7 @@ function showBackend(backend, text, detail = '') {
 // and photo.
 async function startEngine() {
   const gen = ++state.engineGen;
+  document.documentElement.dataset.engineStarts = String(gen); // lets tests see a restart
   state.engineReady = false;
   state.inflight = {};
   compute.stop();
@@ -1160,8 +1161,8 @@ async function startFilters() {
   }
 }
 
-// Asks the running job to stop; if it cannot hear (the CPU backend computes without yielding),
-// starts a fresh engine instead, which reloads the model and photo.
+// Asks the running job to stop (the worker hears it between ascent steps); if a step takes too
+// long to wait for, starts a fresh engine instead, which reloads the model and photo.
 function cancelFilters() {
   const f = state.filters;
   if (!f.running) return;
@@ -1170,7 +1171,7 @@ function cancelFilters() {
   setStatus('filters', 'Cancelling…', true);
   compute.cancel();
   clearTimeout(f.cancelTimer);
-  const patience = Math.min(4000, Math.max(600, 1.5 * (f.stepMs || 0) + 300));
+  const patience = Math.min(15000, Math.max(1000, 1.5 * (f.stepMs || 0) + 500));
   f.cancelTimer = setTimeout(() => {
     if (f.running) startEngine();
   }, patience);

@@ -172,6 +172,7 @@ pub async fn filter_patterns(net: &Network, o: &FilterOptions, mut progress: imp
         if !progress(Progress { step, steps: o.steps, loss: loss_value, images: images.as_deref() }) {
             return Err(Error::Cancelled);
         }
+        crate::backend::yield_now().await;
     }
     to_patterns(x, b, s).await
 }

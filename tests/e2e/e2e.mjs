@@ -287,10 +287,13 @@ async function checkBackend(browser, base, backend) {
       await page.selectOption('[data-testid="filters-size"]', '64');
       await page.click('[data-testid="filters-start"]');
       await page.waitForFunction(() => document.querySelector('[data-testid="filters-progress"]').value >= 1, null, { timeout: WAIT });
+      const starts = () => page.evaluate(() => document.documentElement.dataset.engineStarts);
+      const before = await starts();
       const t0 = Date.now();
       await page.click('[data-testid="filters-cancel"]');
       await page.waitForFunction(() => /Cancelled/.test(document.querySelector('#filters-status').textContent), null, { timeout: 30_000 });
       time('cancel', Date.now() - t0);
+      assert((await starts()) === before, 'the worker did not hear the cancel: the page had to restart the engine');
       await page.click('[role="tab"][data-view="gradcam"]');
       await page.selectOption('[data-testid="gradcam-method"]', 'layercam');
       await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="layercam"]', { timeout: WAIT });
