@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::models::{ModelKind, Network};
 use crate::picture::{Colormap, Photo, Rgba};
 use crate::predict::predict;
-use crate::viz::activations::{activations, channel_picture, layer_grid, spatial_layers, LayerActivation};
+use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
 use crate::viz::gradcam::{class_activation_map, heatmap, overlay, CamMethod, Score};
 use crate::weights::convert::{detect_model, import};
@@ -48,9 +48,9 @@ struct State {
     backend: Backend,
     net: RefCell<Option<Rc<Network>>>,
     photo: RefCell<Option<Rc<Photo>>>,
-    /// The layer `activations` drew last, so enlarging one of its channels needs no new forward
-    /// pass (seconds for VGG16 on WebGPU). Cleared with the photo or the network.
-    shown: RefCell<Option<Rc<LayerActivation>>>,
+    /// The current photo's activations computed so far, so switching layers or enlarging a
+    /// channel needs no new forward pass (seconds for VGG16). Cleared with the photo or network.
+    walk: RefCell<Option<ActivationWalk>>,
 }
 
 impl State {
@@ -60,22 +60,21 @@ impl State {
     fn photo(&self) -> Result<Rc<Photo>, JsValue> {
         self.photo.borrow().clone().ok_or_else(|| JsError::new("no photo yet: drop or choose one").into())
     }
-    /// The activation of `layer` for the current photo: the one last drawn, or a new forward pass.
+    /// The activation of `layer` for the current photo, from the walk through its layers.
     async fn activation(&self, layer: &str) -> Result<Rc<LayerActivation>, JsValue> {
-        if let Some(shown) = self.shown.borrow().clone().filter(|a| a.layer == layer) {
-            return Ok(shown);
-        }
         let (net, photo) = (self.net()?, self.photo()?);
-        let found = activations(&net, &photo, &[layer], true).await.map_err(js_err)?;
-        let act = Rc::new(found.into_iter().next().ok_or_else(|| JsError::new("no activation"))?);
-        // Keep it only if neither the photo nor the network changed while it was computed.
-        let current = |now: &Option<Rc<Photo>>, net_now: &Option<Rc<Network>>| {
-            now.as_ref().is_some_and(|p| Rc::ptr_eq(p, &photo)) && net_now.as_ref().is_some_and(|n| Rc::ptr_eq(n, &net))
+        // Taken out of its cell while it computes, so an overlapping call cannot find it borrowed.
+        let mut walk = match self.walk.borrow_mut().take() {
+            Some(walk) => walk,
+            None => ActivationWalk::new(&net, &photo).map_err(js_err)?,
         };
-        if current(&self.photo.borrow(), &self.net.borrow()) {
-            *self.shown.borrow_mut() = Some(act.clone());
+        let act = walk.get(&net, layer).await;
+        // Put back only if neither the photo nor the network changed while it computed.
+        let unchanged = self.photo.borrow().as_ref().is_some_and(|p| Rc::ptr_eq(p, &photo)) && self.net.borrow().as_ref().is_some_and(|n| Rc::ptr_eq(n, &net));
+        if unchanged {
+            *self.walk.borrow_mut() = Some(walk);
         }
-        Ok(act)
+        act.map_err(js_err)
     }
 }
 
@@ -98,7 +97,7 @@ impl Engine {
     pub async fn create(backend: String) -> Result<Engine, JsValue> {
         let backend = Backend::parse(&backend).map_err(js_err)?;
         let device = backend.device_async().await.map_err(js_err)?;
-        Ok(Engine { state: Rc::new(State { device, backend, net: RefCell::new(None), photo: RefCell::new(None), shown: RefCell::new(None) }) })
+        Ok(Engine { state: Rc::new(State { device, backend, net: RefCell::new(None), photo: RefCell::new(None), walk: RefCell::new(None) }) })
     }
 
     /// "webgpu" or "cpu".
@@ -127,7 +126,7 @@ impl Engine {
             "layers": net.layers().iter().map(|l| serde_json::json!({"name": l.name, "kind": l.kind.name(), "shape": l.shape})).collect::<Vec<_>>(),
         });
         *self.state.net.borrow_mut() = Some(Rc::new(net));
-        *self.state.shown.borrow_mut() = None;
+        *self.state.walk.borrow_mut() = None;
         json(&info)
     }
 
@@ -140,7 +139,7 @@ impl Engine {
         let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         let photo = Photo::from_raw(width, height, rgb).ok_or_else(|| JsError::new("photo buffer has the wrong size"))?;
         *self.state.photo.borrow_mut() = Some(Rc::new(photo));
-        *self.state.shown.borrow_mut() = None;
+        *self.state.walk.borrow_mut() = None;
         Ok(())
     }
 
@@ -199,20 +198,21 @@ impl Engine {
         })
     }
 
-    /// Sparsity, mean and max of every conv/pool/block layer, from one forward pass, as JSON
-    /// [{layer, shape, sparsity, mean, max}].
+    /// Sparsity, mean and max of every conv/pool/block layer, from one forward pass (which also
+    /// leaves every layer's activation ready to draw), as JSON [{layer, shape, sparsity, mean, max}].
     #[wasm_bindgen(js_name = layerStats)]
     pub fn layer_stats(&self) -> js_sys::Promise {
         let state = self.state.clone();
         future_to_promise(async move {
-            let (net, photo) = (state.net()?, state.photo()?);
+            let net = state.net()?;
             let names: Vec<String> = spatial_layers(&net).iter().map(|l| l.name.clone()).collect();
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let acts = activations(&net, &photo, &refs, false).await.map_err(js_err)?;
-            let rows: Vec<_> = acts
-                .iter()
-                .map(|a| serde_json::json!({"layer": a.layer, "shape": a.shape, "sparsity": a.stats.sparsity, "mean": a.stats.mean, "max": a.stats.max}))
-                .collect();
+            let mut rows = Vec::with_capacity(names.len());
+            // The deepest first: one pass computes them all.
+            for name in names.iter().rev() {
+                let a = state.activation(name).await?;
+                rows.push(serde_json::json!({"layer": a.layer, "shape": a.shape, "sparsity": a.stats.sparsity, "mean": a.stats.mean, "max": a.stats.max}));
+            }
+            rows.reverse();
             Ok(json(&rows)?.into())
         })
     }

@@ -166,3 +166,24 @@ fn wgpu_backend_agrees_with_cpu() {
     eprintln!("wgpu vs cpu: logits rel. error {e_logits:.2e}, Grad-CAM map {e_cam:.2e}");
     assert!(e_logits < 1e-4 && e_cam < 1e-3);
 }
+
+/// Layers asked for one by one, in any order, through an `ActivationWalk` (which runs on from the
+/// deepest layer it has) equal the activations of one plain forward pass.
+#[test]
+fn activation_walk_equals_one_forward_pass() {
+    use convlens::viz::activations::{activations, spatial_layers, ActivationWalk};
+    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", root())).unwrap();
+    let net = network(&WeightSet::from_safetensors(&bytes).unwrap());
+    let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
+    let names: Vec<String> = spatial_layers(&net).iter().map(|l| l.name.clone()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let plain = pollster::block_on(activations(&net, &photo, &refs, true)).unwrap();
+    let mut walk = ActivationWalk::new(&net, &photo).unwrap();
+    for &i in &[3, 1, 9, 17, 0, 12] {
+        let walked = pollster::block_on(walk.get(&net, &names[i])).unwrap();
+        assert_eq!(walked.layer, plain[i].layer);
+        let err = relative_error(walked.values.as_ref().unwrap(), plain[i].values.as_ref().unwrap());
+        assert!(err < 1e-6, "{}: walked activation differs by {err}", names[i]);
+    }
+    assert!(pollster::block_on(walk.get(&net, "no_such_layer")).is_err());
+}

@@ -286,9 +286,20 @@ impl Network {
     }
 
     /// Runs preprocessing and layers 0..=stop, showing each layer's output to `visit`.
-    fn forward_visit(&self, pixels: Tensor<4>, stop: usize, mut visit: impl FnMut(usize, &Tensor<4>)) {
-        let mut x = self.preprocessing.apply(pixels, &self.device);
-        for (i, (_, step)) in self.body.steps().iter().take(stop + 1).enumerate() {
+    fn forward_visit(&self, pixels: Tensor<4>, stop: usize, visit: impl FnMut(usize, &Tensor<4>)) {
+        self.continue_visit(self.preprocess(pixels), None, stop, visit);
+    }
+
+    /// 0–255 RGB pixels -> what the first layer takes (the model's normalization).
+    pub(crate) fn preprocess(&self, pixels: Tensor<4>) -> Tensor<4> {
+        self.preprocessing.apply(pixels, &self.device)
+    }
+
+    /// Runs the layers after `from` (a layer index; None: from the preprocessed pixels) up to
+    /// `stop` on `x`, the activation at `from`, handing each layer's output to `visit`.
+    pub(crate) fn continue_visit(&self, mut x: Tensor<4>, from: Option<usize>, stop: usize, mut visit: impl FnMut(usize, &Tensor<4>)) {
+        let first = from.map_or(0, |i| i + 1);
+        for (i, (_, step)) in self.body.steps().iter().enumerate().take(stop + 1).skip(first) {
             x = step.run(x);
             visit(i, &x);
         }

@@ -2,6 +2,10 @@
 //! picture of it (each channel standardized: −mean, /std, ×64, +128, clipped to 0–255; tiled 16
 //! per row) and the numbers behind the book's observations (deeper layers are sparser).
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use burn::tensor::Tensor;
 use serde::Serialize;
 
 use crate::backend::read_f32;
@@ -142,6 +146,53 @@ pub async fn activations(net: &Network, photo: &Photo, layers: &[&str], keep_val
         });
     }
     Ok(result)
+}
+
+/// One photo's activations, computed as they are asked for: a layer runs the network on from the
+/// deepest layer computed so far, and keeps every spatial layer it passes, so looking through all
+/// the layers one by one (as the page does) costs one forward pass in all.
+pub struct ActivationWalk {
+    pixels: Tensor<4>,
+    /// The deepest layer computed so far: its index and its output, still on the device.
+    deepest: Option<(usize, Tensor<4>)>,
+    seen: HashMap<String, Rc<LayerActivation>>,
+}
+
+impl ActivationWalk {
+    pub fn new(net: &Network, photo: &Photo) -> Result<Self> {
+        Ok(Self { pixels: to_pixels(&[squash(photo, net.input_size() as u32)], net.device())?, deepest: None, seen: HashMap::new() })
+    }
+
+    /// The activation of `layer` (with its values).
+    pub async fn get(&mut self, net: &Network, layer: &str) -> Result<Rc<LayerActivation>> {
+        let index = net.layer_index(layer)?;
+        if let Some(found) = self.seen.get(&net.layers()[index].name) {
+            return Ok(found.clone());
+        }
+        let (from, x) = match &self.deepest {
+            Some((i, x)) if *i < index => (Some(*i), x.clone()),
+            _ => (None, net.preprocess(self.pixels.clone())),
+        };
+        let keep: Vec<bool> = net.layers().iter().enumerate().map(|(i, l)| i == index || (l.kind.is_spatial() && l.shape[1] * l.shape[2] > 1)).collect();
+        let mut outputs = Vec::new();
+        net.continue_visit(x, from, index, |i, out| {
+            if keep[i] {
+                outputs.push((i, out.clone()));
+            }
+        });
+        if let Some((_, last)) = outputs.last().filter(|(i, _)| *i == index) {
+            if self.deepest.as_ref().is_none_or(|(d, _)| *d < index) {
+                self.deepest = Some((index, last.clone()));
+            }
+        }
+        for (i, tensor) in outputs {
+            let info = &net.layers()[i];
+            let values = read_f32(tensor).await?;
+            let act = LayerActivation { layer: info.name.clone(), shape: info.shape, stats: LayerStats::of(&values, info.shape[0]), values: Some(values) };
+            self.seen.insert(info.name.clone(), Rc::new(act));
+        }
+        self.seen.get(&net.layers()[index].name).cloned().ok_or_else(|| Error::Layer(format!("layer '{layer}' was not reached")))
+    }
 }
 
 #[cfg(test)]
