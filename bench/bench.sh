@@ -2,12 +2,12 @@
 # `make bench` (QUICK=1 for the short version): ConvLens side by side with PyTorch, written to
 # bench/RESULTS.md. Installs what it needs once: a venv with the pinned PyTorch peer in bench/.venv,
 # the seeded VGG16 weights and the benchmark binaries in bench/.cache (both gitignored).
-# Knobs (environment): QUICK=1, RUNS=5, FILTERS=, STEPS=, WGPU_FILTERS=1, BENCH_OPT=2, BENCH_FIX=1, JOBS=2.
+# Knobs (environment): QUICK=1, RUNS=5, FILTERS=, STEPS=, WGPU_FILTERS=1, BENCH_OPT=2, JOBS=2,
+# BROWSER=0 (skips the browser half; its own knobs: bench/browser/bench.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
 BENCH_OPT=${BENCH_OPT:-2}
-BENCH_FIX=${BENCH_FIX:-1}
 VENV=bench/.venv
 BIN=bench/.cache/bin
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -28,13 +28,6 @@ build() {
 echo "bench: building examples/bench.rs (dev profile, convlens at opt-level $BENCH_OPT)"
 build
 cp "$TARGET/debug/examples/bench" "$BIN/bench"
-if [ "$BENCH_FIX" = 1 ]; then
-	echo "bench: building it again with burn's rayon + simd features (the CPU fix the report measures; slow the first time)"
-	build --features burn/rayon,burn/simd
-	cp "$TARGET/debug/examples/bench" "$BIN/bench-rayon-simd"
-else
-	rm -f "$BIN/bench-rayon-simd"
-fi
 
 WEIGHTS=bench/.cache/vgg16_seeded.safetensors
 if [ ! -f "$WEIGHTS" ]; then
@@ -50,3 +43,20 @@ if [ -n "${STEPS:-}" ]; then args+=(--steps "$STEPS"); fi
 if [ "${WGPU_FILTERS:-0}" = 1 ]; then args+=(--wgpu-filters); fi
 echo "bench: measuring (${args[*]}); progress below"
 python3 bench/run_bench.py --python "$VENV/bin/python" "${args[@]}"
+
+# The browser half: TF.js 4.22 (webgpu, wasm) against ConvLens's wasm build in pkg/ (webgpu, cpu) in
+# headless Chromium (bench/browser/bench.mjs), put into bench/RESULTS.md as section 5.
+if [ "${BROWSER:-1}" != 0 ]; then
+	if [ ! -f bench/browser/node_modules/.package-lock.json ] || [ bench/browser/package-lock.json -nt bench/browser/node_modules/.package-lock.json ]; then
+		echo "bench: installing TF.js 4.22 for the browser half in bench/browser/node_modules (once)"
+		(cd bench/browser && npm ci --no-audit --no-fund)
+	fi
+	echo "bench: building ConvLens for the browser (make wasm)"
+	make --no-print-directory wasm JOBS="$JOBS" >/dev/null
+	echo "bench: measuring in the browser (bench/browser/bench.mjs); progress below"
+	if node bench/browser/bench.mjs; then
+		python3 bench/run_bench.py --append-browser bench/.cache/browser.md
+	else
+		echo "bench: the browser half failed (see above); bench/RESULTS.md has no section 5" >&2
+	fi
+fi

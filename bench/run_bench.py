@@ -24,7 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN_DIR = ROOT / "bench" / ".cache" / "bin"
 BENCH_BIN = BIN_DIR / "bench"  # examples/bench.rs as the crate builds it (Cargo.toml's burn features)
-FIX_BIN = BIN_DIR / "bench-rayon-simd"  # the same with burn's `rayon` + `simd` features (the proposed fix)
 VGG16 = "bench/.cache/vgg16_seeded.safetensors"
 LITE0 = "weights/efficientnet-lite0.safetensors"
 PHOTO = "bench/.cache/cat_224.png"  # www/samples/cat.jpg squashed to 224x224 by ConvLens
@@ -32,7 +31,6 @@ WEIGHTS = {"vgg16": VGG16, "lite0": LITE0}
 MODEL_NAMES = {"vgg16": "VGG16 (seeded)", "lite0": "EfficientNet-Lite0"}
 IMPL_NAMES = {
     "convlens-cpu": "ConvLens cpu (flex)",
-    "convlens-fix": "ConvLens cpu, flex + rayon + simd *",
     "convlens-wgpu": "ConvLens wgpu (lavapipe)",
     "torch": "PyTorch CPU",
     "torch-pgc": "pytorch-grad-cam GradCAM",
@@ -48,9 +46,7 @@ def measurement(case, impl, model, python, **extra):
     weights = WEIGHTS[model]
     opts = {"case": case, "weights": weights, "photo": PHOTO, **{k: str(v) for k, v in extra.items()}}
     if impl.startswith("convlens"):
-        binary, backend = {"convlens-cpu": (BENCH_BIN, "cpu"), "convlens-wgpu": (BENCH_BIN, "wgpu"),
-                           "convlens-fix": (FIX_BIN, "cpu")}[impl]
-        argv = [str(binary), "run", "--backend", backend]
+        argv = [str(BENCH_BIN), "run", "--backend", impl.removeprefix("convlens-")]
         for k, v in opts.items():
             argv += [f"--{k}", v]
     else:
@@ -66,33 +62,29 @@ def measurement(case, impl, model, python, **extra):
 def matrix(args):
     """Every process of one run. QUICK (to stay under 10 minutes on 2 shared cores) leaves out: the
     load-only processes (table 4 then comes from the Grad-CAM processes), VGG16 on wgpu/lavapipe
-    (~25 s per Grad-CAM call), single-filter grids of block5_conv1, and the rayon+simd build except
-    for VGG16 Grad-CAM and the batched grids."""
+    (~25 s per Grad-CAM call) and the single-filter grids of block5_conv1."""
     py, q = args.python, args.quick
-    fix = FIX_BIN.exists() and not args.no_fix
     m = []
 
-    def convlens(model, with_fix=True):
-        out = ["convlens-cpu"] + (["convlens-fix"] if fix and with_fix else [])
-        return out + (["convlens-wgpu"] if model == "lite0" or not q else [])
+    def convlens(model):
+        return ["convlens-cpu"] + (["convlens-wgpu"] if model == "lite0" or not q else [])
 
     if not q:
         for model in ("vgg16", "lite0"):
             for impl in convlens(model) + ["torch"]:
                 m.append(measurement("load", impl, model, py))
     for model in ("vgg16", "lite0"):
-        for impl in convlens(model, with_fix=not q or model == "vgg16") + ["torch-pgc", "torch-chollet"]:
+        for impl in convlens(model) + ["torch-pgc", "torch-chollet"]:
             m.append(measurement("gradcam", impl, model, py))
     for layer in ("block3_conv1", "block5_conv1"):
         for mode in ("batched", "single"):
             if q and mode == "single" and layer == "block5_conv1":
                 continue
-            impls = ["convlens-cpu"] + (["convlens-fix"] if fix and (not q or mode == "batched") else [])
-            impls += (["convlens-wgpu"] if args.wgpu_filters else []) + ["torch"]
+            impls = ["convlens-cpu"] + (["convlens-wgpu"] if args.wgpu_filters else []) + ["torch"]
             for impl in impls:
                 m.append(measurement("filters", impl, "vgg16", py, layer=layer, filters=args.filters, steps=args.steps, mode=mode))
     for model in ("vgg16", "lite0"):
-        for impl in convlens(model, with_fix=not q) + ["torch"]:
+        for impl in convlens(model) + ["torch"]:
             m.append(measurement("activations", impl, model, py))
     return m
 
@@ -206,7 +198,7 @@ def table(header, rows):
 
 
 def impls_of(results, case, model, layer="", mode=""):
-    order = ["convlens-cpu", "convlens-fix", "convlens-wgpu", "torch", "torch-pgc", "torch-chollet"]
+    order = ["convlens-cpu", "convlens-wgpu", "torch", "torch-pgc", "torch-chollet"]
     present = {k[-1] for k in results if k[:4] == (case, model, layer, mode)}
     return [i for i in order if i in present]
 
@@ -223,7 +215,6 @@ def failed(results, key):
 def write_results(path, results, args, meta, profiles, wall):
     mach, ver = meta["machine"], meta["versions"]
     peer = ver["peer"]
-    has_fix = any(k[-1] == "convlens-fix" for k in results)
     L = []
     L.append("# ConvLens benchmarks\n")
     L.append(f"Written by `make bench{' QUICK=1' if args.quick else ''}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
@@ -241,12 +232,10 @@ def write_results(path, results, args, meta, profiles, wall):
         ["Rust", f"{ver['rustc']}; burn {ver['burn']}"],
         ["build", "`cargo build --example bench` in the **dev profile**; dependencies (burn's kernels, gemm, image, half) at "
                   "opt-level 2 as Cargo.toml sets; ConvLens's own code at opt-level "
-                  f"{args.crate_opt} (`--config profile.dev.package.convlens.opt-level={args.crate_opt}`; at 0 the f16 → f32 "
-                  "parse of VGG16 alone takes ~12 s instead of ~0.5 s). Not a release build: no LTO, debug assertions on"],
-        ["ConvLens cpu", "burn `flex`, as Cargo.toml builds it: `default-features = false` leaves out burn's `rayon` and `simd` "
-                         "features, so flex runs on **one thread** without its SIMD paths"],
-        ["ConvLens cpu *", "the same code built with `--features burn/rayon,burn/simd` (the fix proposed below: 2 threads, SIMD)"
-         if has_fix else "not built this time"],
+                  f"{args.crate_opt} (`--config profile.dev.package.convlens.opt-level={args.crate_opt}`: its own loops, e.g. drawing "
+                  "the activation grids, are hot). Not a release build: no LTO, debug assertions on"],
+        ["ConvLens cpu", "burn `flex` as Cargo.toml builds it natively: burn's `rayon` (2 threads) and `simd` features, "
+                         "gemm's AVX-512 kernels (`burn-flex/x86-v4`, chosen at run time)"],
         ["ConvLens wgpu", f"burn wgpu on **{meta.get('adapter', 'lavapipe')}**: Mesa's *software* Vulkan rasterizer "
                           "(lavapipe) on the same 2 CPU cores — no GPU here. It shows the GPU code path works and what it "
                           "costs without a GPU, not GPU speed"],
@@ -264,7 +253,7 @@ def write_results(path, results, args, meta, profiles, wall):
         notes.append(f"**QUICK=1**: filter grids are **{args.filters} filters × {args.steps} steps** (not 64 × 40) and the "
                      "single-filter grid of `block5_conv1` is left out; VGG16 on wgpu/lavapipe is left out (its Grad-CAM "
                      "alone is ~25 s a call there), and so are the load-only processes (table 4 comes from the Grad-CAM "
-                     "processes) and most rows of the rayon + simd build. `make bench` runs everything at full size "
+                     "processes). `make bench` runs everything at full size "
                      "(hours on this machine).")
     if not args.wgpu_filters:
         notes.append("Filter grids on wgpu/lavapipe are not measured (`WGPU_FILTERS=1` adds them): at ~3 s per image-step "
@@ -421,6 +410,21 @@ def write_results(path, results, args, meta, profiles, wall):
     Path(path).write_text("\n".join(L))
 
 
+def append_browser(results_path, section_path):
+    """Puts the browser half's section (bench/browser/bench.mjs writes it) into RESULTS.md as
+    section 5, replacing an older one."""
+    results = Path(results_path)
+    text = results.read_text() if results.exists() else "# ConvLens benchmarks\n"
+    start = text.find("## 5. In the browser")
+    if start >= 0:
+        after = re.search(r"^## (?!5\. In the browser)", text[start + 1:], re.M)
+        text = text[:start] + (text[start + 1 + after.start():] if after else "")
+    section = Path(section_path).read_text().strip() + "\n\n"
+    at = text.find("## Profiles")  # after the native tables, before the profiles and notes
+    at = at if at >= 0 else len(text)
+    results.write_text(text[:at].rstrip() + "\n\n" + section + text[at:])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--python", default=str(ROOT / "bench" / ".venv" / "bin" / "python"))
@@ -429,12 +433,14 @@ def main():
     p.add_argument("--filters", type=int)
     p.add_argument("--steps", type=int)
     p.add_argument("--wgpu-filters", action="store_true", help="also run the filter grids on wgpu (hours on lavapipe)")
-    p.add_argument("--no-fix", action="store_true", help="leave out the rayon+simd build even if present")
     p.add_argument("--crate-opt", default="2", help="the opt-level ConvLens's own code was built with (for the report)")
     p.add_argument("--timeout", type=int)
     p.add_argument("--only", help="comma-separated cases to run (load,gradcam,filters,activations)")
     p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    p.add_argument("--append-browser", metavar="MD", help="only put MD (bench/.cache/browser.md) into --out as section 5")
     args = p.parse_args()
+    if args.append_browser:
+        return append_browser(args.out, args.append_browser)
     args.filters = args.filters or (4 if args.quick else 64)
     args.steps = args.steps or (2 if args.quick else 40)
     timeout = args.timeout or (300 if args.quick else 4 * 3600)
