@@ -32,6 +32,10 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
+import lite0_torch  # noqa: E402  (the fixtures' EfficientNet-Lite0, shared)
 
 T_IMPORTED = time.perf_counter()
 torch.set_num_threads(2)
@@ -119,79 +123,19 @@ class Vgg16(nn.Module):
         return sd
 
 
-# EfficientNet-Lite0 as in tests/fixtures/make_fixtures.py (lukemelas-style checkpoint keys).
-LITE0_STAGES = [  # (repeats, kernel, stride, expand, out_channels)
-    (1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-    (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320),
-]
-BN_EPS = 1e-3
+class Lite0(lite0_torch.Lite0):
+    """The fixtures' EfficientNet-Lite0 (tests/fixtures/lite0_torch.py) with its preprocessing inside,
+    so the gradient reaches pixel space as in ConvLens."""
 
-
-class Conv2dSame(nn.Conv2d):
-    """Conv2d with TensorFlow 'SAME' padding (extra pixel after when odd)."""
-
-    def forward(self, x):
-        ih, iw = x.shape[-2:]
-        kh, kw = self.weight.shape[-2:]
-        sh, sw = self.stride
-        oh, ow = -(-ih // sh), -(-iw // sw)
-        ph = max((oh - 1) * sh + kh - ih, 0)
-        pw = max((ow - 1) * sw + kw - iw, 0)
-        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-class MBConv(nn.Module):
-    def __init__(self, cin, cout, k, stride, expand):
-        super().__init__()
-        mid = cin * expand
-        self.has_expand = expand != 1
-        if self.has_expand:
-            self._expand_conv = Conv2dSame(cin, mid, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(mid, eps=BN_EPS)
-        self._depthwise_conv = Conv2dSame(mid, mid, k, stride=stride, groups=mid, bias=False)
-        self._bn1 = nn.BatchNorm2d(mid, eps=BN_EPS)
-        self._project_conv = Conv2dSame(mid, cout, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS)
-        self.skip = stride == 1 and cin == cout
-
-    def forward(self, x):
-        y = x
-        if self.has_expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
-        return y + x if self.skip else y
-
-
-class Lite0(nn.Module):
     def __init__(self):
         super().__init__()
         self.pre = Centered127()
-        self._conv_stem = Conv2dSame(3, 32, 3, stride=2, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
-        self.stem_act = nn.ReLU6()  # its output is the layer "_conv_stem"
-        blocks, cin = [], 32
-        for reps, k, s, e, cout in LITE0_STAGES:
-            for r in range(reps):
-                blocks.append(MBConv(cin, cout, k, s if r == 0 else 1, e))
-                cin = cout
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = Conv2dSame(cin, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
-        self.head_act = nn.ReLU6()  # its output is the layer "_conv_head" (Grad-CAM target)
-        self._fc = nn.Linear(1280, 1000)
 
     def forward(self, x):
-        x = self.stem_act(self._bn0(self._conv_stem(self.pre(x))))
-        for b in self._blocks:
-            x = b(x)
-        x = self.head_act(self._bn1(self._conv_head(x)))
-        return self._fc(x.mean(dim=(2, 3)))
+        return super().forward(self.pre(x))
 
     def spatial_layers(self):
-        return ([("_conv_stem", self.stem_act)] + [(f"_blocks.{i}", b) for i, b in enumerate(self._blocks)]
-                + [("_conv_head", self.head_act)])
+        return [(name, module) for module, name in self.stat_modules()]
 
     def state_dict_from(self, ours):
         sd = {k: v for k, v in ours.items() if k != "_fc.weight"}

@@ -54,6 +54,14 @@ impl LayerStats {
 }
 
 impl LayerActivation {
+    /// Reads `layer`'s output back from the device and summarizes it; `keep_values` false keeps
+    /// only the statistics.
+    async fn read(layer: &LayerInfo, output: Tensor<4>, keep_values: bool) -> Result<Self> {
+        let values = read_f32(output).await?;
+        let stats = LayerStats::of(&values, layer.shape[0]);
+        Ok(Self { layer: layer.name.clone(), shape: layer.shape, stats, values: keep_values.then_some(values) })
+    }
+
     /// The values of channel `c` (H*W, row-major).
     pub fn channel(&self, c: usize) -> Option<&[f32]> {
         let [_, h, w] = self.shape;
@@ -126,7 +134,12 @@ fn draw_channel(canvas: &mut Rgba, values: &[f32], width: usize, factor: usize, 
 
 /// The layers whose activations are worth showing: every conv, pool and block layer.
 pub fn spatial_layers(net: &Network) -> Vec<&LayerInfo> {
-    net.layers().iter().filter(|l| l.kind.is_spatial() && l.shape[1] * l.shape[2] > 1).collect()
+    net.layers().iter().filter(|l| has_map(l)).collect()
+}
+
+/// Whether a layer's output is a spatial map (more than one pixel per channel).
+fn has_map(layer: &LayerInfo) -> bool {
+    layer.kind.is_spatial() && layer.shape[1] * layer.shape[2] > 1
 }
 
 /// Activations of `layers` (names) for one photo, from a single forward pass. `keep_values`
@@ -136,14 +149,7 @@ pub async fn activations(net: &Network, photo: &Photo, layers: &[&str], keep_val
     let outputs = net.forward_many(pixels, layers)?;
     let mut result = Vec::with_capacity(layers.len());
     for (name, tensor) in layers.iter().zip(outputs) {
-        let info = net.layer(name)?;
-        let values = read_f32(tensor).await?;
-        result.push(LayerActivation {
-            layer: info.name.clone(),
-            shape: info.shape,
-            stats: LayerStats::of(&values, info.shape[0]),
-            values: keep_values.then_some(values),
-        });
+        result.push(LayerActivation::read(net.layer(name)?, tensor, keep_values).await?);
     }
     Ok(result)
 }
@@ -173,7 +179,7 @@ impl ActivationWalk {
             Some((i, x)) if *i < index => (Some(*i), x.clone()),
             _ => (None, net.preprocess(self.pixels.clone())),
         };
-        let keep: Vec<bool> = net.layers().iter().enumerate().map(|(i, l)| i == index || (l.kind.is_spatial() && l.shape[1] * l.shape[2] > 1)).collect();
+        let keep: Vec<bool> = net.layers().iter().enumerate().map(|(i, l)| i == index || has_map(l)).collect();
         let mut outputs = Vec::new();
         net.continue_visit(x, from, index, |i, out| {
             if keep[i] {
@@ -186,10 +192,8 @@ impl ActivationWalk {
             }
         }
         for (i, tensor) in outputs {
-            let info = &net.layers()[i];
-            let values = read_f32(tensor).await?;
-            let act = LayerActivation { layer: info.name.clone(), shape: info.shape, stats: LayerStats::of(&values, info.shape[0]), values: Some(values) };
-            self.seen.insert(info.name.clone(), Rc::new(act));
+            let act = LayerActivation::read(&net.layers()[i], tensor, true).await?;
+            self.seen.insert(act.layer.clone(), Rc::new(act));
         }
         self.seen.get(&net.layers()[index].name).cloned().ok_or_else(|| Error::Layer(format!("layer '{layer}' was not reached")))
     }

@@ -110,9 +110,11 @@ impl WeightSet {
 
     /// Shape and values of a tensor; a missing name is reported as weights of another model.
     pub fn values(&self, name: &str) -> Result<(&[usize], &[f32])> {
-        self.tensors.get(name).map(|(s, d)| (s.as_slice(), d.as_slice())).ok_or_else(|| {
-            Error::weights(format!("no tensor '{name}': these do not look like {} weights", self.meta.model.name()))
-        })
+        self.tensors.get(name).map(|(s, d)| (s.as_slice(), d.as_slice())).ok_or_else(|| self.missing(name))
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        Error::weights(format!("no tensor '{name}': these do not look like {} weights", self.meta.model.name()))
     }
 
     pub fn shape(&self, name: &str) -> Result<&[usize]> {
@@ -122,8 +124,7 @@ impl WeightSet {
     /// Removes a tensor and returns its shape and values, so a network being built holds each
     /// weight once (on its device) rather than twice.
     pub fn take(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        self.values(name)?;
-        Ok(self.tensors.remove(name).unwrap_or_default())
+        self.tensors.remove(name).ok_or_else(|| self.missing(name))
     }
 
     /// Removes a tensor of rank `D` and puts it on `device`.
