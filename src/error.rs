@@ -11,8 +11,11 @@ pub enum Error {
     /// A weights file is malformed, truncated, of another model or of an unknown format.
     #[error("cannot use these weights: {0}")]
     Weights(String),
+    /// A model architecture ConvLens cannot run (an unsupported layer or option).
+    #[error("cannot use this model: {0}")]
+    Model(String),
     /// A model name that ConvLens does not know.
-    #[error("unknown model '{0}': choose vgg16, small-convnet or efficientnet-lite0")]
+    #[error("unknown model {0}")]
     UnknownModel(String),
     /// A layer name that the model does not have, or a layer of the wrong kind.
     #[error("{0}")]

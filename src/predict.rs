@@ -1,11 +1,10 @@
 //! Classification: photos in, top-k classes with probabilities out.
 
-use burn::tensor::activation::softmax;
 use serde::Serialize;
 
 use crate::backend::read_f32;
 use crate::error::Result;
-use crate::models::Network;
+use crate::network::Network;
 use crate::picture::{squash, to_pixels, Photo};
 
 /// One ranked class. `index` is the class's position in the model's label list.
@@ -16,13 +15,12 @@ pub struct Prediction {
     pub prob: f32,
 }
 
-/// Class probabilities (softmax of the logits) for each photo, squashed to the network's input.
+/// Class probabilities (as the model's head defines them) for each photo, squashed to the network's input.
 pub async fn probabilities(net: &Network, photos: &[Photo]) -> Result<Vec<Vec<f32>>> {
-    let size = net.input_size() as u32;
-    let squashed: Vec<Photo> = photos.iter().map(|p| squash(p, size)).collect();
+    let squashed: Vec<Photo> = photos.iter().map(|p| squash(p, net.input_hw())).collect();
     let logits = net.forward(to_pixels(&squashed, net.device())?)?;
     let classes = logits.dims()[1];
-    let probs = read_f32(softmax(logits, 1)).await?;
+    let probs = read_f32(net.probabilities(logits)).await?;
     Ok(probs.chunks(classes).map(<[f32]>::to_vec).collect())
 }
 

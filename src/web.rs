@@ -13,13 +13,15 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::models::{ModelKind, Network};
+use crate::models::CATALOGUE;
+use crate::network::Network;
+use crate::open::{open, OpenOptions};
 use crate::picture::{Colormap, Photo, Rgba};
+use crate::preprocess::Preprocessing;
 use crate::predict::predict;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
 use crate::viz::gradcam::{class_activation_map, heatmap, overlay, CamMethod, Score};
-use crate::weights::convert::{detect_model, import};
 
 fn js_err(e: Error) -> JsValue {
     JsError::new(&e.to_string()).into()
@@ -84,11 +86,28 @@ pub struct Engine {
     state: Rc<State>,
 }
 
-/// Which model a weights file holds, judged from its content: "vgg16", "small-convnet" or
-/// "efficientnet-lite0".
-#[wasm_bindgen(js_name = detectModel)]
-pub fn detect_model_js(bytes: &[u8]) -> Result<String, JsValue> {
-    detect_model(bytes).map(|m| m.name().to_string()).map_err(js_err)
+/// The built-in networks as JSON [{name, title, input_size, bundled, weights_hint,
+/// default_cam_layer, default_filter_layer}], for the page's model menu.
+#[wasm_bindgen]
+pub fn catalogue() -> Result<String, JsValue> {
+    let rows: Vec<serde_json::Value> = CATALOGUE
+        .iter()
+        .map(|m| {
+            serde_json::json!({"name": m.name, "title": m.title, "input_size": m.input_size, "bundled": m.bundled,
+                "weights_hint": m.weights_hint, "default_cam_layer": m.default_cam_layer, "default_filter_layer": m.default_filter_layer})
+        })
+        .collect();
+    json(&rows)
+}
+
+/// What the page says about a file it loads; every field optional.
+#[derive(serde::Deserialize, Default)]
+struct LoadOptions {
+    model: Option<String>,
+    preprocessing: Option<String>,
+    input_height: Option<usize>,
+    input_width: Option<usize>,
+    labels: Option<Vec<String>>,
 }
 
 #[wasm_bindgen]
@@ -109,25 +128,53 @@ impl Engine {
         }
     }
 
-    /// Loads weights in any supported format (ConvLens .safetensors, Keras .h5, torch .pth,
-    /// torchvision .safetensors) for `model`, replacing the current network. Returns the model
-    /// description as JSON: {model, origin, input_size, default_cam_layer, labels, layers:[{name, kind, shape}]}.
-    #[wasm_bindgen(js_name = loadWeights)]
-    pub fn load_weights(&self, bytes: &[u8], model: &str) -> Result<String, JsValue> {
-        let kind = ModelKind::parse(model).map_err(js_err)?;
-        let weights = import(bytes, kind).map_err(js_err)?;
-        let net = Network::from_weights(weights, &self.state.device).map_err(js_err)?;
-        let info = serde_json::json!({
-            "model": net.kind.name(),
-            "origin": net.origin,
-            "input_size": net.input_size(),
-            "default_cam_layer": net.kind.default_cam_layer(),
-            "labels": net.labels,
-            "layers": net.layers().iter().map(|l| serde_json::json!({"name": l.name, "kind": l.kind.name(), "shape": l.shape})).collect::<Vec<_>>(),
-        });
+    /// Loads a model file in any supported format: a Keras `.keras` / `.h5` model (its own
+    /// architecture), ConvLens `.safetensors`, Keras `.h5` weights or a PyTorch state dict of a
+    /// built-in. `options` (JSON, all optional): {model, preprocessing, input_height,
+    /// input_width, labels}. Replaces the current network only on success. Returns
+    /// `describe()`'s JSON.
+    pub fn load(&self, bytes: &[u8], options: &str) -> Result<String, JsValue> {
+        let o: LoadOptions = if options.trim().is_empty() { LoadOptions::default() } else { serde_json::from_str(options).map_err(|e| JsError::new(&format!("bad load options: {e}")))? };
+        let preprocessing = o.preprocessing.as_deref().filter(|p| !p.is_empty()).map(Preprocessing::parse).transpose().map_err(js_err)?;
+        let input_hw = match (o.input_height, o.input_width) {
+            (Some(h), Some(w)) => Some([h, w]),
+            (Some(s), None) | (None, Some(s)) => Some([s, s]),
+            _ => None,
+        };
+        let options = OpenOptions { model: o.model.filter(|m| !m.is_empty()), preprocessing, input_hw, labels: o.labels.filter(|l| !l.is_empty()) };
+        let net = open(bytes, &options, &self.state.device).map_err(js_err)?;
+        let description = json(&net.describe())?;
         *self.state.net.borrow_mut() = Some(Rc::new(net));
         *self.state.walk.borrow_mut() = None;
-        json(&info)
+        Ok(description)
+    }
+
+    /// The current model as JSON: {model, title, from_file, origin, preprocessing, input_height,
+    /// input_width, default_cam_layer, default_filter_layer, classes, labels, layers: [{name, kind, shape}]}.
+    pub fn describe(&self) -> Result<String, JsValue> {
+        json(&self.state.net()?.describe())
+    }
+
+    /// Replaces the class names (one per line, as many as the model has classes).
+    #[wasm_bindgen(js_name = setLabels)]
+    pub fn set_labels(&self, text: &str) -> Result<String, JsValue> {
+        let labels: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        let mut slot = self.state.net.borrow_mut();
+        let current = slot.take().ok_or_else(|| JsError::new("no model loaded yet"))?;
+        // The network is shared (Rc) with running work only while it runs; a busy one is refused.
+        let mut net = match Rc::try_unwrap(current) {
+            Ok(net) => net,
+            Err(shared) => {
+                *slot = Some(shared);
+                return Err(JsError::new("the model is busy; try again when the current work is done").into());
+            }
+        };
+        let result = net.set_labels(labels);
+        *self.state.walk.borrow_mut() = None;
+        let description = json(&net.describe());
+        *slot = Some(Rc::new(net));
+        result.map_err(js_err)?;
+        description
     }
 
     /// Sets the photo from RGBA pixels (as from a canvas).

@@ -3,11 +3,11 @@
 //! backend; no Python needed.
 
 use convlens::backend::{read_f32, Backend};
-use convlens::models::{ModelKind, Network};
+use convlens::network::Network;
 use convlens::picture::{decode, to_pixels};
 use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
-use convlens::weights::convert::import;
-use convlens::weights::WeightSet;
+use convlens::open::import;
+use convlens::formats::WeightSet;
 use serde_json::Value;
 
 fn root() -> String {
@@ -47,7 +47,7 @@ fn network(weights: &WeightSet) -> Network {
 /// errors seen (logits, layers) for the report.
 fn check_forward(net: &Network, gold: &Value) -> (f32, f32) {
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/{}", root(), gold["input"].as_str().unwrap())).unwrap()).unwrap();
-    assert_eq!(photo.width() as usize, net.input_size(), "the fixture photo is already at the input size");
+    assert_eq!(photo.width() as usize, net.input_hw()[1], "the fixture photo is already at the input size");
     let pixels = to_pixels(&[photo], net.device()).unwrap();
     let layers: Vec<&str> = gold["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     let outputs = net.forward_many(pixels.clone(), &layers).unwrap();
@@ -71,7 +71,7 @@ fn check_forward(net: &Network, gold: &Value) -> (f32, f32) {
     }
     let logits = pollster::block_on(read_f32(net.forward(pixels).unwrap())).unwrap();
     let reference = floats(&gold["logits"]);
-    let ours = if net.kind == ModelKind::SmallConvnet { vec![logits[1] * 2.0] } else { logits };
+    let ours = if net.name == "small-convnet" { vec![logits[1] * 2.0] } else { logits };
     let e_logits = relative_error(&ours, &reference);
     assert!(e_logits < 1e-3, "logits off by {e_logits:.2e} relative");
     (e_logits, worst_layer)
@@ -110,7 +110,7 @@ fn report(what: &str, (logits, layers): (f32, f32), cam: f32) {
     eprintln!("{what}: logits rel. error {logits:.2e}, worst layer statistic {layers:.2e}, worst CAM correlation {cam:.5}");
 }
 
-fn check_all_files(model: ModelKind, gold_file: &str) {
+fn check_all_files(model: &str, gold_file: &str) {
     let gold = golden(gold_file);
     for file in gold["weights"].as_array().unwrap() {
         let bytes = std::fs::read(format!("{}/tests/fixtures/{}", root(), file.as_str().unwrap())).unwrap();
@@ -122,17 +122,17 @@ fn check_all_files(model: ModelKind, gold_file: &str) {
 
 #[test]
 fn vgg16_keras_layouts_match_keras() {
-    check_all_files(ModelKind::Vgg16, "golden_vgg16_tiny_keras.json");
+    check_all_files("vgg16", "golden_vgg16_tiny_keras.json");
 }
 
 #[test]
 fn vgg16_torchvision_layouts_match_pytorch() {
-    check_all_files(ModelKind::Vgg16, "golden_vgg16_tiny_torchvision.json");
+    check_all_files("vgg16", "golden_vgg16_tiny_torchvision.json");
 }
 
 #[test]
 fn small_convnet_keras2_and_keras3_match_keras() {
-    check_all_files(ModelKind::SmallConvnet, "golden_small_convnet_tiny.json");
+    check_all_files("small-convnet", "golden_small_convnet_tiny.json");
 }
 
 #[test]

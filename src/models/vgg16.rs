@@ -1,33 +1,35 @@
 //! VGG16 (Simonyan & Zisserman 2014) exactly as `keras.applications.VGG16`: 13 conv 3×3 "same" +
 //! ReLU in five blocks, each closed by a 2×2 max-pool, then fc1/fc2 (ReLU) and `predictions`
-//! (softmax applied by the caller). Fields carry the Keras layer names, which are also our
-//! checkpoint keys. Widths come from the weights, so a width-reduced test checkpoint runs as is.
+//! (softmax). Layers carry the Keras names, which are also our checkpoint keys. Widths come from
+//! the weights, so a width-reduced test checkpoint runs as is. Read from the official Keras
+//! `.h5`, torchvision's state dict and timm's `vgg16.tv_in1k` safetensors.
 
 use burn::tensor::Device;
 
-use super::layers::{Conv, Dense, Padding};
-use super::Step;
-use crate::error::Result;
-use crate::weights::WeightSet;
+use super::keymap::{by_name, conv_op, dense_op, keras_sequence};
+use super::{imagenet_labels, BuiltIn};
+use crate::error::{Error, Result};
+use crate::formats::keras_h5::KerasLayer;
+use crate::formats::layout::{transpose, vector};
+use crate::formats::raw::RawTensor;
+use crate::formats::WeightSet;
+use crate::graph::ops::{Padding, Window};
+use crate::graph::{Act, Graph, Op};
+use crate::preprocess::Preprocessing;
 
-pub struct Vgg16 {
-    pub block1_conv1: Conv,
-    pub block1_conv2: Conv,
-    pub block2_conv1: Conv,
-    pub block2_conv2: Conv,
-    pub block3_conv1: Conv,
-    pub block3_conv2: Conv,
-    pub block3_conv3: Conv,
-    pub block4_conv1: Conv,
-    pub block4_conv2: Conv,
-    pub block4_conv3: Conv,
-    pub block5_conv1: Conv,
-    pub block5_conv2: Conv,
-    pub block5_conv3: Conv,
-    pub fc1: Dense,
-    pub fc2: Dense,
-    pub predictions: Dense,
-}
+pub const MODEL: BuiltIn = BuiltIn {
+    name: "vgg16",
+    title: "VGG16",
+    input_size: 224,
+    default_cam_layer: "block5_conv3",
+    default_filter_layer: "block3_conv1",
+    labels: imagenet_labels,
+    build,
+    from_state_dict,
+    from_keras,
+    bundled: None,
+    weights_hint: "VGG16 needs weights: pass --weights FILE (the Keras vgg16_weights_tf_dim_ordering_tf_kernels.h5, torchvision's vgg16-397923af.pth, timm's vgg16.tv_in1k model.safetensors, or a ConvLens .safetensors), or run `convlens fetch vgg16`",
+};
 
 /// The conv layers in order, as (block, convs in the block).
 pub const BLOCKS: [(usize, usize); 5] = [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)];
@@ -39,53 +41,82 @@ pub fn weighted_layer_names() -> Vec<String> {
     names
 }
 
-impl Vgg16 {
-    pub fn load(w: &mut WeightSet, device: &Device) -> Result<Self> {
-        let conv = |w: &mut WeightSet, key: &str| Conv::load(w, key, 1, 1, Padding::Same, true, device);
-        Ok(Self {
-            block1_conv1: conv(w, "block1_conv1")?,
-            block1_conv2: conv(w, "block1_conv2")?,
-            block2_conv1: conv(w, "block2_conv1")?,
-            block2_conv2: conv(w, "block2_conv2")?,
-            block3_conv1: conv(w, "block3_conv1")?,
-            block3_conv2: conv(w, "block3_conv2")?,
-            block3_conv3: conv(w, "block3_conv3")?,
-            block4_conv1: conv(w, "block4_conv1")?,
-            block4_conv2: conv(w, "block4_conv2")?,
-            block4_conv3: conv(w, "block4_conv3")?,
-            block5_conv1: conv(w, "block5_conv1")?,
-            block5_conv2: conv(w, "block5_conv2")?,
-            block5_conv3: conv(w, "block5_conv3")?,
-            fc1: Dense::load(w, "fc1", device)?,
-            fc2: Dense::load(w, "fc2", device)?,
-            predictions: Dense::load(w, "predictions", device)?,
-        })
+fn build(w: &mut WeightSet, device: &Device) -> Result<Graph> {
+    let mut g = Graph::new("input", [3, MODEL.input_size, MODEL.input_size]);
+    let pool = Op::MaxPool(Window { size: [2, 2], stride: [2, 2], padding: Padding::Valid });
+    for (block, convs) in BLOCKS {
+        for i in 1..=convs {
+            let name = format!("block{block}_conv{i}");
+            g.chain(&name, conv_op(w, &name, 1, Padding::Same, Act::Relu, device)?)?;
+        }
+        g.chain(format!("block{block}_pool"), pool.clone())?;
     }
+    // Our dense weights read the map in (C, H, W) order, so the flatten is channels-first.
+    g.chain("flatten", Op::Flatten { channels_last: false })?;
+    g.chain("fc1", dense_op(w, "fc1", Act::Relu, device)?)?;
+    g.chain("fc2", dense_op(w, "fc2", Act::Relu, device)?)?;
+    g.chain("predictions", dense_op(w, "predictions", Act::Linear, device)?)?;
+    Ok(g)
+}
 
-    pub(crate) fn steps(&self) -> Vec<(String, Step<'_>)> {
-        let s = |name: &str, step| (name.to_string(), step);
-        vec![
-            s("block1_conv1", Step::ConvRelu(&self.block1_conv1)),
-            s("block1_conv2", Step::ConvRelu(&self.block1_conv2)),
-            s("block1_pool", Step::Pool),
-            s("block2_conv1", Step::ConvRelu(&self.block2_conv1)),
-            s("block2_conv2", Step::ConvRelu(&self.block2_conv2)),
-            s("block2_pool", Step::Pool),
-            s("block3_conv1", Step::ConvRelu(&self.block3_conv1)),
-            s("block3_conv2", Step::ConvRelu(&self.block3_conv2)),
-            s("block3_conv3", Step::ConvRelu(&self.block3_conv3)),
-            s("block3_pool", Step::Pool),
-            s("block4_conv1", Step::ConvRelu(&self.block4_conv1)),
-            s("block4_conv2", Step::ConvRelu(&self.block4_conv2)),
-            s("block4_conv3", Step::ConvRelu(&self.block4_conv3)),
-            s("block4_pool", Step::Pool),
-            s("block5_conv1", Step::ConvRelu(&self.block5_conv1)),
-            s("block5_conv2", Step::ConvRelu(&self.block5_conv2)),
-            s("block5_conv3", Step::ConvRelu(&self.block5_conv3)),
-            s("block5_pool", Step::Pool),
-            s("fc1", Step::DenseRelu(&self.fc1)),
-            s("fc2", Step::DenseRelu(&self.fc2)),
-            s("predictions", Step::DenseLinear(&self.predictions)),
-        ]
+/// VGG16 from a Keras .h5 (the official weights file or a `model.save`), matched by layer name.
+fn from_keras(layers: &[KerasLayer]) -> Option<Result<WeightSet>> {
+    if !layers.iter().any(|l| l.name == "block1_conv1") {
+        return None;
     }
+    let ours = weighted_layer_names();
+    let mut ordered = Vec::new();
+    for name in &ours {
+        match layers.iter().find(|l| &l.name == name) {
+            Some(layer) => ordered.push(layer),
+            None => {
+                let found: Vec<&str> = layers.iter().filter(|l| !l.weights.is_empty()).map(|l| l.name.as_str()).collect();
+                return Some(Err(Error::weights(format!("this Keras file has no layer '{name}': it does not hold VGG16 (its layers: {})", found.join(", ")))));
+            }
+        }
+    }
+    let mut set = WeightSet::new(MODEL.meta(Preprocessing::Caffe, "keras-h5"));
+    Some(keras_sequence(&ordered, &ours, &mut set, "VGG16").map(|_| set))
+}
+
+/// torchvision VGG16 indices of the weighted layers: features.{i} convs, classifier.{0,3,6} dense.
+const TORCHVISION_VGG16: [&str; 16] = [
+    "features.0", "features.2", "features.5", "features.7", "features.10", "features.12", "features.14", "features.17",
+    "features.19", "features.21", "features.24", "features.26", "features.28", "classifier.0", "classifier.3", "classifier.6",
+];
+
+/// timm's `vgg16.tv_in1k` names its classifier `pre_logits.fc1` / `pre_logits.fc2` (stored as 7×7
+/// and 1×1 convs) and `head.fc`; its features are torchvision's.
+const TIMM_HEAD: [&str; 3] = ["pre_logits.fc1", "pre_logits.fc2", "head.fc"];
+
+/// VGG16 from a torchvision or timm state dict (`.pth` or `.safetensors`).
+fn from_state_dict(tensors: &[RawTensor]) -> Option<Result<WeightSet>> {
+    let map = by_name(tensors);
+    if !map.contains_key("features.0.weight") || map.contains_key("features.0.0.weight") {
+        return None;
+    }
+    let timm = map.contains_key("pre_logits.fc1.weight");
+    let (layout, origin) = if timm { ("timm vgg16.tv_in1k", "timm") } else { ("torchvision VGG16", "torchvision") };
+    let get = |key: String| map.get(key.as_str()).copied().ok_or_else(|| Error::weights(format!("no tensor '{key}': this is not a {layout} state dict")));
+    let theirs = TORCHVISION_VGG16[..13].iter().chain(if timm { &TIMM_HEAD[..] } else { &TORCHVISION_VGG16[13..] });
+    let mut set = WeightSet::new(MODEL.meta(Preprocessing::Torch, origin));
+    let result = (|| {
+        for (theirs, ours) in theirs.zip(weighted_layer_names()) {
+            let weight = get(format!("{theirs}.weight"))?;
+            let (shape, data) = match weight.shape[..] {
+                // A dense layer stored as a conv over the whole map (timm): its [out, C, H, W]
+                // kernel is a torch linear weight [out, C·H·W] in (C, H, W) order.
+                [out, c, h, w] if ours.starts_with("fc") || ours == "predictions" => {
+                    transpose(&RawTensor::new(weight.name.clone(), vec![out, c * h * w], weight.data.clone()))?
+                }
+                [_, _, _, _] => (weight.shape.clone(), weight.data.clone()),
+                _ => transpose(weight)?,
+            };
+            set.insert(format!("{ours}.weight"), shape, data);
+            let (shape, data) = vector(get(format!("{theirs}.bias"))?)?;
+            set.insert(format!("{ours}.bias"), shape, data);
+        }
+        Ok(())
+    })();
+    Some(result.map(|_| set))
 }

@@ -88,12 +88,13 @@ pub fn fit_within(photo: Photo, max_side: u32) -> Photo {
     image::imageops::resize(&photo, nw, nh, FilterType::Triangle)
 }
 
-/// Bilinear squash to `size`×`size` (no crop). A photo already that size is returned untouched.
-pub fn squash(photo: &Photo, size: u32) -> Photo {
-    if photo.dimensions() == (size, size) {
+/// Bilinear squash to [height, width] (no crop). A photo already that size is returned untouched.
+pub fn squash(photo: &Photo, [height, width]: [usize; 2]) -> Photo {
+    let (w, h) = (width as u32, height as u32);
+    if photo.dimensions() == (w, h) {
         return photo.clone();
     }
-    image::imageops::resize(photo, size, size, FilterType::Triangle)
+    image::imageops::resize(photo, w, h, FilterType::Triangle)
 }
 
 /// Photos of equal size -> [N, 3, H, W] RGB pixel values 0–255 as f32.
@@ -138,8 +139,8 @@ mod tests {
     #[test]
     fn squash_keeps_same_size_untouched() {
         let p = Photo::from_fn(7, 7, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 5]));
-        assert_eq!(squash(&p, 7), p);
-        assert_eq!(squash(&p, 3).dimensions(), (3, 3));
+        assert_eq!(squash(&p, [7, 7]), p);
+        assert_eq!(squash(&p, [3, 5]).dimensions(), (5, 3));
     }
 
     #[test]

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::backend::read_f32;
 use crate::error::{Error, Result};
-use crate::models::{LayerInfo, Network};
+use crate::graph::Run;
+use crate::network::{LayerInfo, Network};
 use crate::picture::{squash, to_pixels, Colormap, Photo, Rgba};
 
 /// Channels per row in the grid, as the book's `images_per_row`.
@@ -132,20 +133,15 @@ fn draw_channel(canvas: &mut Rgba, values: &[f32], width: usize, factor: usize, 
     }
 }
 
-/// The layers whose activations are worth showing: every conv, pool and block layer.
+/// The layers whose activations are worth showing: every layer with a spatial map.
 pub fn spatial_layers(net: &Network) -> Vec<&LayerInfo> {
-    net.layers().iter().filter(|l| has_map(l)).collect()
-}
-
-/// Whether a layer's output is a spatial map (more than one pixel per channel).
-fn has_map(layer: &LayerInfo) -> bool {
-    layer.kind.is_spatial() && layer.shape[1] * layer.shape[2] > 1
+    net.layers().iter().filter(|l| l.has_map()).collect()
 }
 
 /// Activations of `layers` (names) for one photo, from a single forward pass. `keep_values`
 /// false keeps only the statistics (for the sparsity chart over all layers).
 pub async fn activations(net: &Network, photo: &Photo, layers: &[&str], keep_values: bool) -> Result<Vec<LayerActivation>> {
-    let pixels = to_pixels(&[squash(photo, net.input_size() as u32)], net.device())?;
+    let pixels = to_pixels(&[squash(photo, net.input_hw())], net.device())?;
     let outputs = net.forward_many(pixels, layers)?;
     let mut result = Vec::with_capacity(layers.len());
     for (name, tensor) in layers.iter().zip(outputs) {
@@ -159,14 +155,15 @@ pub async fn activations(net: &Network, photo: &Photo, layers: &[&str], keep_val
 /// the layers one by one (as the page does) costs one forward pass in all.
 pub struct ActivationWalk {
     pixels: Tensor<4>,
-    /// The deepest layer computed so far: its index and its output, still on the device.
-    deepest: Option<(usize, Tensor<4>)>,
+    /// The forward pass so far: it resumes where it stopped (the values later layers need are
+    /// still on the device), so skip connections stay right.
+    run: Option<Run>,
     seen: HashMap<String, Rc<LayerActivation>>,
 }
 
 impl ActivationWalk {
     pub fn new(net: &Network, photo: &Photo) -> Result<Self> {
-        Ok(Self { pixels: to_pixels(&[squash(photo, net.input_size() as u32)], net.device())?, deepest: None, seen: HashMap::new() })
+        Ok(Self { pixels: to_pixels(&[squash(photo, net.input_hw())], net.device())?, run: None, seen: HashMap::new() })
     }
 
     /// The activation of `layer` (with its values).
@@ -175,22 +172,19 @@ impl ActivationWalk {
         if let Some(found) = self.seen.get(&net.layers()[index].name) {
             return Ok(found.clone());
         }
-        let (from, x) = match &self.deepest {
-            Some((i, x)) if *i < index => (Some(*i), x.clone()),
-            _ => (None, net.preprocess(self.pixels.clone())),
+        // Layers are nodes 1.. of the run; a layer already passed but not kept needs a new pass.
+        let mut run = match self.run.take() {
+            Some(run) if run.done() <= index + 1 => run,
+            _ => net.start(self.pixels.clone(), None)?,
         };
-        let keep: Vec<bool> = net.layers().iter().enumerate().map(|(i, l)| i == index || has_map(l)).collect();
+        let keep: Vec<bool> = net.layers().iter().enumerate().map(|(i, l)| i == index || l.has_map()).collect();
         let mut outputs = Vec::new();
-        net.continue_visit(x, from, index, |i, out| {
+        net.advance(&mut run, index, |i, out| {
             if keep[i] {
                 outputs.push((i, out.clone()));
             }
-        });
-        if let Some((_, last)) = outputs.last().filter(|(i, _)| *i == index) {
-            if self.deepest.as_ref().is_none_or(|(d, _)| *d < index) {
-                self.deepest = Some((index, last.clone()));
-            }
-        }
+        })?;
+        self.run = Some(run);
         for (i, tensor) in outputs {
             let act = LayerActivation::read(&net.layers()[i], tensor, true).await?;
             self.seen.insert(act.layer.clone(), Rc::new(act));

@@ -12,7 +12,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::backend::read_f32;
 use crate::error::{Error, Result};
-use crate::models::Network;
+use crate::network::Network;
 use crate::picture::grid::tile;
 use crate::picture::Rgba;
 

@@ -3,12 +3,11 @@
 //! formulas of pytorch-grad-cam. One forward to the layer, one backward from the class score; the
 //! three methods differ only in how they weigh the same activation and gradient.
 
-use burn::tensor::activation::softmax;
 use serde::Serialize;
 
 use crate::backend::read_f32;
 use crate::error::{Error, Result};
-use crate::models::Network;
+use crate::network::Network;
 use crate::picture::{squash, to_pixels, Colormap, Photo, Rgba};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,18 +62,17 @@ struct LayerGradient {
 /// Runs the photo to `layer`, then from there to the class score, and differentiates it.
 async fn layer_gradient(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, score: Score) -> Result<LayerGradient> {
     let info = net.layer(layer)?;
-    if !info.kind.is_spatial() || info.shape[1] * info.shape[2] <= 1 {
-        return Err(Error::Layer(format!("'{layer}' is a {} layer without a spatial map: Grad-CAM needs a conv layer such as '{}'", info.kind.name(), net.kind.default_cam_layer())));
+    if !info.has_map() {
+        return Err(Error::Layer(format!("'{layer}' is a {} layer without a spatial map: Grad-CAM needs a layer such as '{}'", info.kind.name(), net.default_cam_layer())));
     }
     let classes = net.logit_count();
     if let Some(c) = class.filter(|c| *c >= classes) {
-        return Err(Error::invalid(format!("class {c} does not exist: {} has classes 0..{}", net.kind.name(), classes - 1)));
+        return Err(Error::invalid(format!("class {c} does not exist: {} has classes 0..{}", net.name, classes - 1)));
     }
-    let pixels = to_pixels(&[squash(photo, net.input_size() as u32)], net.device())?;
+    let pixels = to_pixels(&[squash(photo, net.input_hw())], net.device())?;
     // The layer's output becomes a leaf, so the backward stops there (no gradient through the body).
-    let activation = net.forward_until(pixels, layer)?.detach().require_grad();
-    let logits = net.forward_from(activation.clone(), layer)?;
-    let probs = softmax(logits.clone(), 1);
+    let (activation, logits) = net.forward_tapped(pixels, layer)?;
+    let probs = net.probabilities(logits.clone());
     let prob_values = read_f32(probs.clone()).await?;
     let class = class.unwrap_or_else(|| (0..classes).max_by(|&a, &b| prob_values[a].total_cmp(&prob_values[b])).unwrap_or(0));
     let scores = match score {

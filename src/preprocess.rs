@@ -1,8 +1,8 @@
-//! Input preprocessing, which belongs to the weights (how they were trained), not to the network.
-//! Every variant is a per-channel affine map of 0–255 RGB pixels, optionally reordered to BGR, so
-//! gradients flow through it back to pixel space (the filter-pattern ascent needs that).
-
-use burn::tensor::{Device, Tensor, TensorData};
+//! Input preprocessing that a weights file implies but does not compute itself (how the weights
+//! were trained). Models that carry it as layers (Keras Rescaling / Normalization) use `Raw` and
+//! do it in the graph. Every variant is a per-channel affine map of 0–255 RGB pixels, optionally
+//! reordered to BGR, so gradients flow through it back to pixel space (the filter ascent needs it;
+//! `Network::preprocess` applies it). No tensor code here: weights metadata names it.
 
 use crate::error::{Error, Result};
 
@@ -15,12 +15,16 @@ pub enum Preprocessing {
     Torch,
     /// EfficientNet-Lite (TF-Lite export): (x − 127) / 128.
     Centered127,
-    /// The book's small convnet: x / 255.
+    /// The book's small convnet: x / 255 (`0..1`).
     Unit,
+    /// TensorFlow / Keras applications "tf": x / 127.5 − 1 (±1).
+    Tf,
+    /// The pixels as they are, 0–255 (models that preprocess in their own layers).
+    Raw,
 }
 
 impl Preprocessing {
-    pub const ALL: [Preprocessing; 4] = [Self::Caffe, Self::Torch, Self::Centered127, Self::Unit];
+    pub const ALL: [Preprocessing; 6] = [Self::Caffe, Self::Torch, Self::Centered127, Self::Unit, Self::Tf, Self::Raw];
 
     /// The name stored in weights metadata.
     pub fn name(self) -> &'static str {
@@ -29,18 +33,21 @@ impl Preprocessing {
             Self::Torch => "torch",
             Self::Centered127 => "centered127",
             Self::Unit => "unit",
+            Self::Tf => "tf",
+            Self::Raw => "raw",
         }
     }
 
     pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| Error::weights(format!("unknown preprocessing '{name}' in the metadata (known: caffe, torch, centered127, unit)")))
+        let name = if name == "0..1" { "unit" } else { name };
+        Self::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
+            Error::invalid(format!("unknown preprocessing '{name}' (known: {})", known.join(", ")))
+        })
     }
 
     /// Per output channel: (source RGB channel, scale, shift): out_c = x[src] * scale + shift.
-    fn affine(self) -> [(usize, f32, f32); 3] {
+    pub fn affine(self) -> [(usize, f32, f32); 3] {
         match self {
             Self::Caffe => [(2, 1.0, -103.939), (1, 1.0, -116.779), (0, 1.0, -123.68)],
             Self::Torch => {
@@ -49,19 +56,8 @@ impl Preprocessing {
             }
             Self::Centered127 => [0, 1, 2].map(|c| (c, 1.0 / 128.0, -127.0 / 128.0)),
             Self::Unit => [0, 1, 2].map(|c| (c, 1.0 / 255.0, 0.0)),
+            Self::Tf => [0, 1, 2].map(|c| (c, 1.0 / 127.5, -1.0)),
+            Self::Raw => [0, 1, 2].map(|c| (c, 1.0, 0.0)),
         }
-    }
-
-    /// [N, 3, H, W] RGB pixels 0–255 -> the network's input.
-    pub fn apply(self, pixels: Tensor<4>, device: &Device) -> Tensor<4> {
-        let affine = self.affine();
-        let reordered = if affine.iter().enumerate().all(|(c, a)| a.0 == c) {
-            pixels
-        } else {
-            Tensor::cat(affine.iter().map(|a| pixels.clone().narrow(1, a.0, 1)).collect(), 1)
-        };
-        let scale = Tensor::<4>::from_data(TensorData::new(affine.map(|a| a.1).to_vec(), [1, 3, 1, 1]), device);
-        let shift = Tensor::<4>::from_data(TensorData::new(affine.map(|a| a.2).to_vec(), [1, 3, 1, 1]), device);
-        reordered * scale + shift
     }
 }

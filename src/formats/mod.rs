@@ -1,39 +1,24 @@
-//! ConvLens's one weights format (safetensors with a `__metadata__` naming model, preprocessing,
-//! origin and labels; f32 or f16 tensors) and the importers for the files people actually have.
+//! Bytes in, named tensors (and the architecture, where a file carries one) out: ConvLens's own
+//! weights format (safetensors with a `__metadata__` naming model, preprocessing, origin and
+//! labels; f32 or f16 tensors) and readers for the files people have (Keras `.keras` and `.h5`,
+//! PyTorch `.pth`, foreign safetensors). A leaf: it knows no model; the catalogue (`models`) and
+//! the graph builders give the tensors their meaning.
 
-pub mod convert;
 pub mod keras_h5;
-pub mod keymap;
+pub mod keras_zip;
+pub mod layout;
 pub mod raw;
 pub mod torch;
 
 use std::collections::HashMap;
 
-use burn::tensor::{Device, Tensor, TensorData};
 use half::slice::HalfFloatSliceExt;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
-use crate::models::{ModelKind, Preprocessing};
-
-/// The 1000 ImageNet class names, index-aligned with the classifiers' outputs.
-pub fn imagenet_labels() -> Vec<String> {
-    serde_json::from_str(include_str!("../../weights/imagenet_labels.json")).expect("bundled labels are valid JSON")
-}
-
-/// The book's convnet's two classes, in the order of its two-logit form.
-pub fn cat_dog_labels() -> Vec<String> {
-    vec!["cat".to_string(), "dog".to_string()]
-}
-
-/// The labels a model has unless its weights say otherwise.
-pub fn default_labels(model: ModelKind) -> Vec<String> {
-    match model {
-        ModelKind::SmallConvnet => cat_dog_labels(),
-        _ => imagenet_labels(),
-    }
-}
+use crate::preprocess::Preprocessing;
+use raw::RawTensor;
 
 /// Little-endian safetensors values as f32, for the float dtypes; None for the others.
 pub(crate) fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
@@ -66,10 +51,12 @@ pub(crate) fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
 /// What a weights file says about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meta {
-    pub model: ModelKind,
+    /// The catalogue name of the network these weights belong to.
+    pub model: String,
     pub preprocessing: Preprocessing,
     /// Where the weights came from, e.g. "keras-official-h5" or "torchvision".
     pub origin: String,
+    /// Class names; empty: the model's defaults.
     pub labels: Vec<String>,
 }
 
@@ -114,7 +101,7 @@ impl WeightSet {
     }
 
     fn missing(&self, name: &str) -> Error {
-        Error::weights(format!("no tensor '{name}': these do not look like {} weights", self.meta.model.name()))
+        Error::weights(format!("no tensor '{name}': these do not look like {} weights", self.meta.model))
     }
 
     pub fn shape(&self, name: &str) -> Result<&[usize]> {
@@ -123,17 +110,21 @@ impl WeightSet {
 
     /// Removes a tensor and returns its shape and values, so a network being built holds each
     /// weight once (on its device) rather than twice.
+    /// Values that are NaN or infinite are refused here, with the tensor's name: every weight a
+    /// network uses passes through this one place.
     pub fn take(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        self.tensors.remove(name).ok_or_else(|| self.missing(name))
+        let (shape, data) = self.tensors.remove(name).ok_or_else(|| self.missing(name))?;
+        check_finite(name, &data)?;
+        Ok((shape, data))
     }
 
-    /// Removes a tensor of rank `D` and puts it on `device`.
-    pub fn take_tensor<const D: usize>(&mut self, name: &str, device: &Device) -> Result<Tensor<D>> {
+    /// Removes a vector of exactly `len` values.
+    pub fn take_vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
         let (shape, data) = self.take(name)?;
-        if shape.len() != D {
-            return Err(Error::weights(format!("'{name}' has shape {shape:?}, expected {D} dimensions")));
+        if shape != [len] {
+            return Err(Error::weights(format!("'{name}' has shape {shape:?}, expected [{len}]")));
         }
-        Ok(Tensor::from_data(TensorData::new(data, shape), device))
+        Ok(data)
     }
 
     /// Parses our safetensors format. Foreign safetensors (e.g. torchvision's) are importers' work.
@@ -145,12 +136,12 @@ impl WeightSet {
             return Err(Error::weights("this safetensors file was not written by ConvLens; import it with `convlens convert`"));
         }
         let field = |key: &str| meta.get(key).cloned().ok_or_else(|| Error::weights(format!("the metadata has no '{key}'")));
-        let model = ModelKind::parse(&field("model")?).map_err(|e| Error::weights(e.to_string()))?;
         let labels = match meta.get("labels") {
             Some(json) => serde_json::from_str(json).map_err(|e| Error::weights(format!("the metadata's labels are not a JSON list of strings ({e})")))?,
-            None => default_labels(model),
+            None => Vec::new(),
         };
-        let meta = Meta { model, preprocessing: Preprocessing::parse(&field("preprocessing")?)?, origin: field("origin")?, labels };
+        let preprocessing = Preprocessing::parse(&field("preprocessing")?).map_err(|e| Error::weights(format!("the metadata: {e}")))?;
+        let meta = Meta { model: field("model")?, preprocessing, origin: field("origin")?, labels };
         let mut set = WeightSet::new(meta);
         for (name, view) in file.tensors() {
             let data = match view.dtype() {
@@ -185,7 +176,7 @@ impl WeightSet {
         let labels = serde_json::to_string(&self.meta.labels).map_err(|e| Error::weights(e.to_string()))?;
         let metadata: HashMap<String, String> = [
             (FORMAT_KEY, FORMAT_VERSION.to_string()),
-            ("model", self.meta.model.name().to_string()),
+            ("model", self.meta.model.clone()),
             ("preprocessing", self.meta.preprocessing.name().to_string()),
             ("origin", self.meta.origin.clone()),
             ("labels", labels),
@@ -196,6 +187,92 @@ impl WeightSet {
         let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::weights(e.to_string()))?;
         Ok(with_sorted_header(bytes))
     }
+}
+
+/// Refuses NaN and infinite values (a tampered file would otherwise predict "NaN %").
+pub fn check_finite(name: &str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::weights(format!("tensor '{name}' holds a non-finite value ({}) at index {i}", data[i]))),
+        None => Ok(()),
+    }
+}
+
+/// The container formats ConvLens recognises, from their first bytes (never the file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Safetensors,
+    Hdf5,
+    /// A ZIP: a Keras 3 `.keras` file or a PyTorch zip checkpoint.
+    Zip,
+    TorchLegacy,
+}
+
+impl Format {
+    pub fn detect(bytes: &[u8]) -> Result<Self> {
+        if keras_h5::is_hdf5(bytes) {
+            Ok(Self::Hdf5)
+        } else if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+            Ok(Self::Zip)
+        } else if torch::is_torch_legacy(bytes) {
+            Ok(Self::TorchLegacy)
+        } else if looks_like_safetensors(bytes) {
+            Ok(Self::Safetensors)
+        } else {
+            Err(Error::weights("unrecognised file: expected a Keras .keras or .h5 model, a PyTorch .pth, or .safetensors"))
+        }
+    }
+}
+
+/// safetensors: an 8-byte little-endian header length, then a JSON object.
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() >= 10 && bytes[8] == b'{' && u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8])) as usize <= bytes.len() - 8
+}
+
+/// Whether a safetensors file carries our metadata marker.
+fn is_ours(bytes: &[u8]) -> bool {
+    SafeTensors::read_metadata(bytes).ok().and_then(|(_, m)| m.metadata().as_ref().map(|m| m.contains_key(FORMAT_KEY))).unwrap_or(false)
+}
+
+/// Every float tensor of a foreign safetensors file as f32 (integer bookkeeping such as
+/// `num_batches_tracked` is skipped), sorted by name.
+fn read_foreign_safetensors(bytes: &[u8]) -> Result<Vec<RawTensor>> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::weights(format!("not a valid safetensors file ({e})")))?;
+    let mut tensors = Vec::new();
+    for (name, view) in file.tensors() {
+        let Some(data) = floats(view.dtype(), view.data()) else { continue };
+        tensors.push(RawTensor::new(name, view.shape().to_vec(), data));
+    }
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tensors)
+}
+
+/// What a file holds.
+pub enum Contents {
+    /// ConvLens's own format.
+    Ours(WeightSet),
+    /// A PyTorch state dict (`.pth`, or safetensors without our metadata): names and tensors.
+    StateDict(Vec<RawTensor>),
+    /// Keras weights without an architecture (`save_weights` .h5).
+    KerasWeights(Vec<keras_h5::KerasLayer>),
+    /// A Keras model with its architecture (`.keras`, or a whole-model `.h5`).
+    KerasModel(keras_zip::KerasModel),
+}
+
+/// Reads any supported file, recognised by its content.
+pub fn read(bytes: &[u8]) -> Result<Contents> {
+    Ok(match Format::detect(bytes)? {
+        Format::Safetensors if is_ours(bytes) => Contents::Ours(WeightSet::from_safetensors(bytes)?),
+        Format::Safetensors => Contents::StateDict(read_foreign_safetensors(bytes)?),
+        Format::Hdf5 => {
+            let file = keras_h5::read_keras_h5_file(bytes)?;
+            match file.model_config {
+                Some(config) => Contents::KerasModel(keras_zip::KerasModel::from_h5(&config, file.layers, file.keras_version)?),
+                None => Contents::KerasWeights(file.layers),
+            }
+        }
+        Format::Zip if keras_zip::is_keras_zip(bytes) => Contents::KerasModel(keras_zip::read_keras_zip(bytes)?),
+        Format::Zip | Format::TorchLegacy => Contents::StateDict(torch::read_torch(bytes)?),
+    })
 }
 
 /// safetensors writes its metadata map in hash order, so the same weights would give different

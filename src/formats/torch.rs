@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::weights::raw::RawTensor;
+use crate::formats::raw::RawTensor;
 
 /// Top-level keys of a checkpoint dictionary that may hold the state dict, in the order
 /// they are tried when the root itself holds no tensors.

@@ -8,7 +8,8 @@
 //! `sequential/conv/kernel`, `block1_conv1_W_1:0`). Name lists may be fixed- or
 //! variable-length strings, bytes or UTF-8, and split into `layer_names0`, `layer_names1`,
 //! ... chunks as Keras does for long lists; an empty numeric array means no weights.
-//! `model_config` is not read.
+//! A whole-model file's `model_config` attribute (the architecture, JSON) is returned as text.
+//! `read_all_datasets` walks every dataset of a file (the `model.weights.h5` inside a `.keras`).
 //!
 //! Untrusted input: the file is parsed by `hdf5-pure`. Before a dataset is read its declared
 //! size is checked against the input (an unfiltered dataset cannot hold more bytes than the
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use hdf5_pure::{AttrValue, Datatype, DatatypeByteOrder};
 
 use crate::error::{Error, Result};
-use crate::weights::raw::RawTensor;
+use crate::formats::raw::RawTensor;
 
 /// One Keras layer as the file lists it: its name and its weights, in `weight_names` order.
 /// Layers without weights (input, pooling, flatten, ...) are kept with `weights` empty.
@@ -45,14 +46,68 @@ pub fn is_hdf5(bytes: &[u8]) -> bool {
         .any(|&at| bytes.get(at..at + SIGNATURE.len()) == Some(SIGNATURE.as_slice()))
 }
 
+/// A Keras .h5: its layers' weights and, for a whole-model file, its architecture.
+#[derive(Debug, Clone)]
+pub struct KerasH5 {
+    pub layers: Vec<KerasLayer>,
+    /// The `model_config` attribute (JSON), present in whole-model files.
+    pub model_config: Option<String>,
+    pub keras_version: Option<String>,
+}
+
 /// Reads every layer's weights from a Keras .h5 (whole model or weights-only), in file order.
 pub fn read_keras_h5(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
+    Ok(read_keras_h5_file(bytes)?.layers)
+}
+
+/// Reads a Keras .h5 with its architecture, where it has one.
+pub fn read_keras_h5_file(bytes: &[u8]) -> Result<KerasH5> {
     if !is_hdf5(bytes) {
         return Err(Error::weights(
             "not an HDF5 file: a Keras .h5 weights file was expected",
         ));
     }
     guarded(|| read_layers(bytes))
+}
+
+/// Every dataset of an HDF5 file as (path, tensor), paths like `layers/conv2d/vars/0`, in the
+/// file's order, with the same size checks as the layer reader.
+pub fn read_all_datasets(bytes: &[u8]) -> Result<Vec<RawTensor>> {
+    if !is_hdf5(bytes) {
+        return Err(Error::weights("the weights inside the archive are not an HDF5 file"));
+    }
+    guarded(|| {
+        let file_len = bytes.len() as u64;
+        let file = hdf5_pure::File::from_bytes(bytes.to_vec()).map_err(|e| h5("cannot open the HDF5 file", e))?;
+        let mut budget = file_len.saturating_mul(EXPANSION_LIMIT).max(1 << 20);
+        let mut out = Vec::new();
+        // Depth-first; a forged file cannot loop us: paths only grow and depth is bounded.
+        let mut stack = vec![(String::new(), file.root(), 0usize)];
+        while let Some((path, group, depth)) = stack.pop() {
+            if depth > 32 {
+                return Err(Error::weights("the HDF5 file nests groups deeper than any Keras model"));
+            }
+            let mut datasets = group.datasets().map_err(|e| h5(&format!("cannot list '{path}'"), e))?;
+            datasets.sort();
+            for name in datasets {
+                let full = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
+                let mut t = read_dataset(&group, &name, file_len, &mut budget).map_err(|e| match e {
+                    Error::Weights(msg) => Error::weights(format!("'{full}': {msg}")),
+                    other => other,
+                })?;
+                t.name = full;
+                out.push(t);
+            }
+            let mut groups = group.groups().map_err(|e| h5(&format!("cannot list '{path}'"), e))?;
+            groups.sort();
+            for name in groups.into_iter().rev() {
+                let full = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
+                let child = group.group(&name).map_err(|e| h5(&format!("cannot open '{full}'"), e))?;
+                stack.push((full, child, depth + 1));
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// Runs `f`, turning a panic into an error where panics unwind (native builds).
@@ -76,7 +131,7 @@ fn h5(context: &str, e: impl std::fmt::Display) -> Error {
     Error::weights(format!("{context}: {msg}"))
 }
 
-fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
+fn read_layers(bytes: &[u8]) -> Result<KerasH5> {
     let file_len = bytes.len() as u64;
     let file = hdf5_pure::File::from_bytes(bytes.to_vec())
         .map_err(|e| h5("cannot open the HDF5 file", e))?;
@@ -93,6 +148,8 @@ fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
         .attrs()
         .map_err(|e| h5("cannot read the file's attributes", e))?;
 
+    let text = |key: &str| root_attrs.get(key).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_strings().and_then(|s| s.first().cloned())));
+    let (model_config, keras_version) = (text("model_config"), text("keras_version"));
     let (group, layer_names) = match string_list(&root_attrs, "layer_names")? {
         Some(names) => (root, names),
         None => {
@@ -139,7 +196,7 @@ fn read_layers(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
             weights,
         });
     }
-    Ok(layers)
+    Ok(KerasH5 { layers, model_config, keras_version })
 }
 
 fn read_dataset(

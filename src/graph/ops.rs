@@ -1,0 +1,578 @@
+//! The operations a graph node can hold, each a few Burn tensor ops with its constant weights,
+//! and each knowing the shape it produces (checked against its weights before anything runs).
+//! Every value travels as [N, C, H, W]; vectors (after Flatten, Dense, global pooling) as
+//! [N, C, 1, 1], so one tensor type flows through the executor and autodiff follows every op.
+
+use burn::tensor::activation::{elu, gelu, hard_sigmoid, leaky_relu, relu, relu6, selu, sigmoid, silu, softmax, softplus, tanh};
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// A [C, H, W] shape for one image.
+pub type Shape = [usize; 3];
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::weights(msg)
+}
+
+/// How a convolution or pooling window pads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// No padding (Keras "valid").
+    Valid,
+    /// Symmetric (k − 1)/2 padding (torch `padding=1` for 3×3; Keras "same" at stride 1).
+    Same,
+    /// TensorFlow / Keras "same": total padding from the input size, the odd pixel after (a
+    /// stride-2 window on an even size pads 0 before and 1 after).
+    TfSame,
+}
+
+impl Padding {
+    /// Padding (before, after) of one spatial dimension of `size` for a window of effective
+    /// extent `k` moving by `stride`.
+    pub fn pads(self, size: usize, k: usize, stride: usize) -> (usize, usize) {
+        match self {
+            Padding::Valid => (0, 0),
+            Padding::Same => ((k - 1) / 2, (k - 1) / 2),
+            Padding::TfSame => {
+                let out = size.div_ceil(stride.max(1));
+                let total = ((out.max(1) - 1) * stride + k).saturating_sub(size);
+                (total / 2, total - total / 2)
+            }
+        }
+    }
+
+    /// Output size of one dimension, or an error when the window does not fit.
+    fn out_size(self, size: usize, k: usize, stride: usize, what: &str) -> Result<usize> {
+        let (a, b) = self.pads(size, k, stride);
+        let padded = size + a + b;
+        if padded < k || stride == 0 {
+            return Err(bad(format!("{what}: a window of {k} pixels does not fit an input of {size} (weights for a larger input, or a forged file?)")));
+        }
+        Ok((padded - k) / stride + 1)
+    }
+}
+
+/// An element-wise activation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Act {
+    Linear,
+    Relu,
+    Relu6,
+    /// Keras `ReLU(max_value, negative_slope, threshold)`: x > t → min(x, max), else slope·(x − t).
+    ReluWith { max: Option<f32>, slope: f32, threshold: f32 },
+    LeakyRelu(f32),
+    Elu(f32),
+    Selu,
+    Sigmoid,
+    /// Keras 3: relu6(x + 3) / 6.
+    HardSigmoid,
+    /// x · relu6(x + 3) / 6.
+    HardSwish,
+    Tanh,
+    Swish,
+    Gelu,
+    Softplus,
+    /// Softmax over the channels.
+    Softmax,
+}
+
+impl Act {
+    pub fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Act::Linear => x,
+            Act::Relu => relu(x),
+            Act::Relu6 => relu6(x),
+            Act::ReluWith { max, slope, threshold } => {
+                // Keras 3's `relu` exactly: the positive part (masked at the threshold, or a
+                // ReLU), clipped to [0, max], minus slope · relu(threshold − x).
+                let negative = relu(x.clone().neg().add_scalar(threshold));
+                let positive = if threshold != 0.0 { x.clone() * x.greater_elem(threshold).float() } else { relu(x) };
+                let positive = match max {
+                    Some(m) => positive.clamp(0.0, m),
+                    None => positive,
+                };
+                if slope != 0.0 { positive - negative.mul_scalar(slope) } else { positive }
+            }
+            Act::LeakyRelu(slope) => leaky_relu(x, slope as f64),
+            Act::Elu(alpha) => elu(x, alpha as f64),
+            Act::Selu => selu(x),
+            Act::Sigmoid => sigmoid(x),
+            Act::HardSigmoid => hard_sigmoid(x, 1.0 / 6.0, 0.5),
+            Act::HardSwish => x.clone() * hard_sigmoid(x, 1.0 / 6.0, 0.5),
+            Act::Tanh => tanh(x),
+            Act::Swish => silu(x),
+            Act::Gelu => gelu(x),
+            Act::Softplus => softplus(x, 1.0),
+            Act::Softmax => softmax(x, 1),
+        }
+    }
+}
+
+/// A 2-D convolution with optional bias. Weight: [out, in / groups, kh, kw] (torch OIHW).
+#[derive(Debug, Clone)]
+pub struct Conv {
+    pub weight: Tensor<4>,
+    pub bias: Option<Tensor<1>>,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub padding: Padding,
+}
+
+impl Conv {
+    /// A conv from host values, its shapes checked (bias length, groups dividing the channels).
+    pub fn new(weight: (Vec<usize>, Vec<f32>), bias: Option<(Vec<usize>, Vec<f32>)>, stride: [usize; 2], dilation: [usize; 2], groups: usize, padding: Padding, device: &Device) -> Result<Self> {
+        let (shape, values) = weight;
+        let [o, i, kh, kw] = shape[..] else {
+            return Err(bad(format!("a conv kernel needs 4 dimensions, found shape {shape:?}")));
+        };
+        if o == 0 || i == 0 || kh == 0 || kw == 0 || groups == 0 || o % groups != 0 || stride.contains(&0) || dilation.contains(&0) {
+            return Err(bad(format!("a conv kernel of shape {shape:?} with {groups} groups, stride {stride:?}, dilation {dilation:?} is not a valid convolution")));
+        }
+        let bias = match bias {
+            Some((s, v)) if s == [o] => Some(Tensor::from_data(TensorData::new(v, [o]), device)),
+            Some((s, _)) => return Err(bad(format!("a conv with {o} filters has a bias of shape {s:?}"))),
+            None => None,
+        };
+        Ok(Self { weight: Tensor::from_data(TensorData::new(values, [o, i, kh, kw]), device), bias, stride, dilation, groups, padding })
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    pub fn in_channels(&self) -> usize {
+        self.weight.dims()[1] * self.groups
+    }
+
+    /// Effective kernel extent (height, width) with dilation.
+    fn extent(&self) -> [usize; 2] {
+        let [_, _, kh, kw] = self.weight.dims();
+        [(kh - 1) * self.dilation[0] + 1, (kw - 1) * self.dilation[1] + 1]
+    }
+
+    fn out_shape(&self, [c, h, w]: Shape) -> Result<Shape> {
+        if c != self.in_channels() {
+            return Err(bad(format!("a conv expects {} input channels but receives {c}", self.in_channels())));
+        }
+        let [eh, ew] = self.extent();
+        Ok([self.out_channels(), self.padding.out_size(h, eh, self.stride[0], "a conv")?, self.padding.out_size(w, ew, self.stride[1], "a conv")?])
+    }
+
+    /// [N, in, H, W] -> [N, out, H', W']
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let [eh, ew] = self.extent();
+        let pads = [self.padding.pads(h, eh, self.stride[0]), self.padding.pads(w, ew, self.stride[1])];
+        let options = ConvOptions::new_with_padding(self.stride, pads, self.dilation, self.groups);
+        conv2d(x, self.weight.clone(), self.bias.clone(), options)
+    }
+
+    /// Folds an inference-mode batch norm that follows this bias-free conv into it, on the host:
+    /// w' = w · γ/√(var + ε), b' = β − mean · that scale. Exact up to rounding, one op less.
+    pub fn fold_batch_norm(weight: (Vec<usize>, Vec<f32>), norm: &BatchNorm) -> Result<((Vec<usize>, Vec<f32>), (Vec<usize>, Vec<f32>))> {
+        let (shape, mut values) = weight;
+        let channels = shape.first().copied().unwrap_or(0);
+        if norm.scale.len() != channels {
+            return Err(bad(format!("a batch norm of {} channels follows a conv of {channels} filters", norm.scale.len())));
+        }
+        let per = values.len() / channels.max(1);
+        for (c, chunk) in values.chunks_mut(per.max(1)).enumerate().take(channels) {
+            chunk.iter_mut().for_each(|v| *v *= norm.scale[c]);
+        }
+        Ok(((shape, values), (vec![channels], norm.shift.clone())))
+    }
+}
+
+/// Batch-norm statistics reduced to a per-channel affine map: scale = γ/√(var + ε),
+/// shift = β − mean · scale.
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+}
+
+impl BatchNorm {
+    /// From γ (None: 1), β (None: 0), moving mean and variance; all of one length.
+    pub fn new(gamma: Option<Vec<f32>>, beta: Option<Vec<f32>>, mean: Vec<f32>, var: Vec<f32>, eps: f32) -> Result<Self> {
+        let n = mean.len();
+        let gamma = gamma.unwrap_or_else(|| vec![1.0; n]);
+        let beta = beta.unwrap_or_else(|| vec![0.0; n]);
+        if gamma.len() != n || beta.len() != n || var.len() != n {
+            return Err(bad(format!("batch-norm statistics of different lengths ({}, {}, {n}, {})", gamma.len(), beta.len(), var.len())));
+        }
+        if var.iter().any(|v| *v + eps <= 0.0) {
+            return Err(bad("a batch norm has a negative variance"));
+        }
+        let scale: Vec<f32> = (0..n).map(|c| gamma[c] / (var[c] + eps).sqrt()).collect();
+        let shift = (0..n).map(|c| beta[c] - mean[c] * scale[c]).collect();
+        Ok(Self { scale, shift })
+    }
+}
+
+/// x · scale + shift per channel (batch norms, Rescaling, Normalization); a single value
+/// applies to every channel.
+#[derive(Debug, Clone)]
+pub struct Affine {
+    scale: Tensor<4>,
+    shift: Tensor<4>,
+    channels: usize,
+}
+
+impl Affine {
+    pub fn new(scale: Vec<f32>, shift: Vec<f32>, device: &Device) -> Result<Self> {
+        let channels = scale.len().max(shift.len());
+        let widen = |v: Vec<f32>, what: &str| match v.len() {
+            1 => Ok(vec![v[0]; channels]),
+            n if n == channels => Ok(v),
+            n => Err(bad(format!("a per-channel {what} of {n} values for {channels} channels"))),
+        };
+        let (scale, shift) = (widen(scale, "scale")?, widen(shift, "shift")?);
+        let tensor = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, channels, 1, 1]), device);
+        Ok(Self { scale: tensor(scale), shift: tensor(shift), channels })
+    }
+
+    fn out_shape(&self, [c, h, w]: Shape) -> Result<Shape> {
+        if self.channels != 1 && self.channels != c {
+            return Err(bad(format!("a per-channel scale of {} values meets {c} channels", self.channels)));
+        }
+        Ok([c, h, w])
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        x * self.scale.clone() + self.shift.clone()
+    }
+}
+
+/// Largest weight block a dense layer binds at once: WebGPU adapters often cap a storage binding
+/// at 128 MiB, and VGG16's fc1 (25088 x 4096 f32) is 411 MB. 64 MiB leaves room everywhere.
+const MAX_DENSE_BLOCK_BYTES: usize = 64 << 20;
+
+/// A fully connected layer over the channels, weight [in, out], stored as column blocks of at
+/// most 64 MiB each. On a spatial input it applies at every pixel (as Keras's Dense does).
+#[derive(Debug, Clone)]
+pub struct Dense {
+    pub blocks: Vec<Tensor<2>>,
+    pub bias: Option<Tensor<1>>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Dense {
+    /// From host values: weight [in, out], bias [out].
+    pub fn new(weight: (Vec<usize>, Vec<f32>), bias: Option<(Vec<usize>, Vec<f32>)>, device: &Device) -> Result<Self> {
+        let (shape, values) = weight;
+        let [inputs, outputs] = shape[..] else {
+            return Err(bad(format!("a dense kernel should be a matrix, found shape {shape:?}")));
+        };
+        if inputs == 0 || outputs == 0 {
+            return Err(bad(format!("a dense layer of shape {shape:?} has no units")));
+        }
+        let bias = match bias {
+            Some((s, v)) if s == [outputs] => Some(Tensor::from_data(TensorData::new(v, [outputs]), device)),
+            Some((s, _)) => return Err(bad(format!("a dense layer of {outputs} units has a bias of shape {s:?}"))),
+            None => None,
+        };
+        let cols_per_block = (MAX_DENSE_BLOCK_BYTES / (4 * inputs)).clamp(1, outputs);
+        let mut blocks = Vec::new();
+        for start in (0..outputs).step_by(cols_per_block) {
+            let end = (start + cols_per_block).min(outputs);
+            let mut block = Vec::with_capacity(inputs * (end - start));
+            for row in values.chunks_exact(outputs) {
+                block.extend_from_slice(&row[start..end]);
+            }
+            blocks.push(Tensor::from_data(TensorData::new(block, [inputs, end - start]), device));
+        }
+        Ok(Self { blocks, bias, inputs, outputs })
+    }
+
+    fn out_shape(&self, [c, h, w]: Shape) -> Result<Shape> {
+        if c != self.inputs {
+            return Err(bad(format!(
+                "a dense layer expects {} inputs but receives {c} (weights for another input size or model?)",
+                self.inputs
+            )));
+        }
+        Ok([self.outputs, h, w])
+    }
+
+    /// [N, in] -> [N, out]
+    fn matmul(&self, x: Tensor<2>) -> Tensor<2> {
+        let parts: Vec<Tensor<2>> = self.blocks.iter().map(|b| x.clone().matmul(b.clone())).collect();
+        let y = if parts.len() == 1 { parts.into_iter().next().unwrap_or(x) } else { Tensor::cat(parts, 1) };
+        match &self.bias {
+            Some(b) => y + b.clone().unsqueeze::<2>(),
+            None => y,
+        }
+    }
+
+    /// [N, in, H, W] -> [N, out, H, W]
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        if h * w == 1 {
+            return self.matmul(x.reshape([n, c])).reshape([n, self.outputs, 1, 1]);
+        }
+        let rows = x.permute([0, 2, 3, 1]).reshape([n * h * w, c]);
+        self.matmul(rows).reshape([n, h, w, self.outputs]).permute([0, 3, 1, 2])
+    }
+}
+
+/// A pooling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub size: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: Padding,
+}
+
+impl Window {
+    fn out_shape(&self, [c, h, w]: Shape) -> Result<Shape> {
+        if self.size.contains(&0) || self.stride.contains(&0) {
+            return Err(bad(format!("a pooling window {:?} with stride {:?} is empty", self.size, self.stride)));
+        }
+        Ok([c, self.padding.out_size(h, self.size[0], self.stride[0], "a pooling window")?, self.padding.out_size(w, self.size[1], self.stride[1], "a pooling window")?])
+    }
+
+    fn pairs(&self, h: usize, w: usize) -> [(usize, usize); 2] {
+        [self.padding.pads(h, self.size[0], self.stride[0]), self.padding.pads(w, self.size[1], self.stride[1])]
+    }
+}
+
+/// How the inputs of a merge node combine (all of one shape, or broadcast from [C, 1, 1]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    Add,
+    Subtract,
+    Multiply,
+    Average,
+    Maximum,
+    Minimum,
+}
+
+/// What a node computes from its inputs.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// The (preprocessed) image.
+    Input,
+    Conv { conv: Conv, act: Act },
+    /// Depthwise (no bias) then pointwise conv, then the activation (Keras SeparableConv2D).
+    Separable { depthwise: Conv, pointwise: Conv, act: Act },
+    Dense { dense: Dense, act: Act },
+    /// Batch norm, Rescaling, Normalization.
+    Affine(Affine),
+    Activation(Act),
+    MaxPool(Window),
+    /// Average pooling; padded pixels are not counted (TensorFlow's and Keras's rule).
+    AvgPool(Window),
+    GlobalAvgPool,
+    GlobalMaxPool,
+    /// Zero padding ((top, bottom), (left, right)).
+    Pad([(usize, usize); 2]),
+    /// Cropping ((top, bottom), (left, right)).
+    Crop([(usize, usize); 2]),
+    /// To a vector [C·H·W, 1, 1]; `channels_last` flattens in (H, W, C) order as Keras does,
+    /// else (C, H, W) as torch does.
+    Flatten { channels_last: bool },
+    /// Keras Reshape: the channels-last values laid out as `target` (rank 1: a vector; rank 3:
+    /// H, W, C).
+    Reshape(Vec<usize>),
+    Merge(Merge),
+    /// Concatenation along the channels.
+    Concat,
+    /// The input unchanged (a name for another node's value).
+    Identity,
+}
+
+/// What a layer is, for pickers and for the page's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    Input,
+    Conv,
+    Dense,
+    Norm,
+    Activation,
+    Pool,
+    Merge,
+    Reshape,
+}
+
+impl LayerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Conv => "conv",
+            Self::Dense => "dense",
+            Self::Norm => "norm",
+            Self::Activation => "act",
+            Self::Pool => "pool",
+            Self::Merge => "merge",
+            Self::Reshape => "reshape",
+        }
+    }
+}
+
+impl Op {
+    pub fn kind(&self) -> LayerKind {
+        match self {
+            Op::Input => LayerKind::Input,
+            Op::Conv { .. } | Op::Separable { .. } => LayerKind::Conv,
+            Op::Dense { .. } => LayerKind::Dense,
+            Op::Affine(_) => LayerKind::Norm,
+            Op::Activation(_) => LayerKind::Activation,
+            Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool | Op::GlobalMaxPool => LayerKind::Pool,
+            Op::Merge(_) | Op::Concat => LayerKind::Merge,
+            Op::Pad(_) | Op::Crop(_) | Op::Flatten { .. } | Op::Reshape(_) | Op::Identity => LayerKind::Reshape,
+        }
+    }
+
+    /// How many inputs the op takes: Some(n) exactly, None two or more.
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            Op::Input => Some(0),
+            Op::Merge(_) | Op::Concat => None,
+            _ => Some(1),
+        }
+    }
+
+    /// The output shape for inputs of `shapes`, checking that weights and inputs fit.
+    pub fn out_shape(&self, shapes: &[Shape]) -> Result<Shape> {
+        let first = shapes.first().copied().unwrap_or([0, 0, 0]);
+        let [c, h, w] = first;
+        Ok(match self {
+            Op::Input | Op::Activation(_) | Op::Identity => first,
+            Op::Conv { conv, .. } => conv.out_shape(first)?,
+            Op::Separable { depthwise, pointwise, .. } => pointwise.out_shape(depthwise.out_shape(first)?)?,
+            Op::Dense { dense, .. } => dense.out_shape(first)?,
+            Op::Affine(a) => a.out_shape(first)?,
+            Op::MaxPool(win) | Op::AvgPool(win) => win.out_shape(first)?,
+            Op::GlobalAvgPool | Op::GlobalMaxPool => [c, 1, 1],
+            Op::Pad([(t, b), (l, r)]) => {
+                let (ph, pw) = (h.checked_add(t + b), w.checked_add(l + r));
+                match (ph, pw) {
+                    (Some(ph), Some(pw)) if ph <= 1 << 16 && pw <= 1 << 16 => [c, ph, pw],
+                    _ => return Err(bad("a padding larger than any image")),
+                }
+            }
+            Op::Crop([(t, b), (l, r)]) => {
+                if t.saturating_add(*b) >= h || l.saturating_add(*r) >= w {
+                    return Err(bad(format!("a cropping of ({t}, {b}), ({l}, {r}) leaves nothing of a {h}×{w} map")));
+                }
+                [c, h - t - b, w - l - r]
+            }
+            Op::Flatten { .. } => [c * h * w, 1, 1],
+            Op::Reshape(target) => {
+                let total = c * h * w;
+                let product: usize = target.iter().product();
+                if product != total {
+                    return Err(bad(format!("a reshape to {target:?} of {total} values")));
+                }
+                match target[..] {
+                    [n] => [n, 1, 1],
+                    [th, tw, tc] => [tc, th, tw],
+                    _ => return Err(Error::invalid(format!("a reshape to {target:?}: ConvLens handles vectors and (H, W, C) maps"))),
+                }
+            }
+            Op::Merge(_) => {
+                let out = shapes.iter().fold(first, |m, s| [m[0].max(s[0]), m[1].max(s[1]), m[2].max(s[2])]);
+                for s in shapes {
+                    // Equal shapes, or a per-channel vector broadcast over the map (squeeze-excite).
+                    if *s != out && *s != [out[0], 1, 1] {
+                        return Err(bad(format!("merging maps of shapes {shapes:?}")));
+                    }
+                }
+                out
+            }
+            Op::Concat => {
+                if shapes.iter().any(|s| s[1] != h || s[2] != w) {
+                    return Err(bad(format!("concatenating maps of different sizes {shapes:?}")));
+                }
+                [shapes.iter().map(|s| s[0]).sum(), h, w]
+            }
+        })
+    }
+
+    /// Runs the op on its inputs (as many as `arity` says; the graph checks that).
+    pub fn forward(&self, mut inputs: Vec<Tensor<4>>) -> Tensor<4> {
+        let x = || inputs[0].clone();
+        match self {
+            Op::Input | Op::Identity => x(),
+            Op::Conv { conv, act } => act.apply(conv.forward(x())),
+            Op::Separable { depthwise, pointwise, act } => act.apply(pointwise.forward(depthwise.forward(x()))),
+            Op::Dense { dense, act } => act.apply(dense.forward(x())),
+            Op::Affine(a) => a.forward(x()),
+            Op::Activation(act) => act.apply(x()),
+            Op::MaxPool(win) => {
+                let [_, _, h, w] = inputs[0].dims();
+                max_pool2d(x(), MaxPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w)))
+            }
+            Op::AvgPool(win) => {
+                let [_, _, h, w] = inputs[0].dims();
+                let options = AvgPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w)).with_count_include_pad(false);
+                avg_pool2d(x(), options)
+            }
+            Op::GlobalAvgPool => x().mean_dims(&[2, 3]),
+            Op::GlobalMaxPool => x().max_dims(&[2, 3]),
+            Op::Pad(pairs) => x().pad(*pairs, burn::tensor::ops::PadMode::Constant(0.0)),
+            Op::Crop([(t, b), (l, r)]) => {
+                let [_, _, h, w] = inputs[0].dims();
+                x().narrow(2, *t, h - t - b).narrow(3, *l, w - l - r)
+            }
+            Op::Flatten { channels_last } => {
+                let [n, c, h, w] = inputs[0].dims();
+                let x = if *channels_last && h * w > 1 { x().permute([0, 2, 3, 1]) } else { x() };
+                x.reshape([n, c * h * w, 1, 1])
+            }
+            Op::Reshape(target) => {
+                let [n, c, h, w] = inputs[0].dims();
+                let flat = if h * w > 1 { x().permute([0, 2, 3, 1]) } else { x() };
+                match target[..] {
+                    [th, tw, tc] => flat.reshape([n, th, tw, tc]).permute([0, 3, 1, 2]),
+                    _ => flat.reshape([n, c * h * w, 1, 1]),
+                }
+            }
+            Op::Merge(merge) => {
+                let first = inputs.remove(0);
+                let count = inputs.len() + 1;
+                let y = inputs.into_iter().fold(first, |a, b| match merge {
+                    Merge::Add | Merge::Average => a + b,
+                    Merge::Subtract => a - b,
+                    Merge::Multiply => a * b,
+                    Merge::Maximum => a.max_pair(b),
+                    Merge::Minimum => a.min_pair(b),
+                });
+                if *merge == Merge::Average { y.div_scalar(count as f32) } else { y }
+            }
+            Op::Concat => Tensor::cat(inputs, 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tf_same_pads_the_odd_pixel_after() {
+        assert_eq!(Padding::TfSame.pads(224, 3, 2), (0, 1));
+        assert_eq!(Padding::TfSame.pads(7, 3, 1), (1, 1));
+        assert_eq!(Padding::TfSame.pads(5, 5, 2), (2, 2));
+        assert_eq!(Padding::Same.pads(9, 3, 1), (1, 1));
+    }
+
+    #[test]
+    fn windows_larger_than_the_input_are_errors() {
+        assert!(Padding::Valid.out_size(2, 3, 1, "x").is_err());
+        assert_eq!(Padding::Valid.out_size(5, 3, 2, "x").unwrap(), 2);
+    }
+
+    #[test]
+    fn merge_shapes_broadcast_vectors_only() {
+        let op = Op::Merge(Merge::Multiply);
+        assert_eq!(op.out_shape(&[[8, 4, 4], [8, 1, 1]]).unwrap(), [8, 4, 4]);
+        assert!(op.out_shape(&[[8, 4, 4], [8, 2, 2]]).is_err());
+        assert!(Op::Merge(Merge::Add).out_shape(&[[8, 4, 4], [4, 4, 4]]).is_err());
+    }
+}

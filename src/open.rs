@@ -1,0 +1,115 @@
+//! Opening a model file: any supported file, recognised by its content (never its name), becomes
+//! a `Network`. A file with its own architecture (Keras `.keras`, whole-model `.h5`) is built
+//! from it; weights without one (ConvLens `.safetensors`, state dicts, Keras weight files) go to
+//! the catalogue entry they belong to (named by the user, else recognised from their keys).
+
+use burn::tensor::Device;
+
+use crate::error::{Error, Result};
+use crate::formats::keras_zip::{KerasModel, KerasWeights};
+use crate::formats::{self, Contents, WeightSet};
+use crate::graph::keras;
+use crate::models::{self, BuiltIn, CATALOGUE};
+use crate::network::{ModelInfo, Network};
+use crate::preprocess::Preprocessing;
+
+/// What the user said about a file; everything optional. A named `model` is a demand: weights
+/// that are not that built-in's are refused (a `.keras` file, never a built-in's, opens as itself).
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// A built-in to read the weights as (needed only when they cannot be recognised).
+    pub model: Option<String>,
+    /// Preprocessing instead of the file's (or the built-in's) own.
+    pub preprocessing: Option<Preprocessing>,
+    /// Input size [height, width] for a model that leaves it open (default 224×224).
+    pub input_hw: Option<[usize; 2]>,
+    /// Class names instead of the file's (one per class).
+    pub labels: Option<Vec<String>>,
+}
+
+/// The file's bytes as a network on `device`.
+pub fn open(bytes: &[u8], options: &OpenOptions, device: &Device) -> Result<Network> {
+    let contents = formats::read(bytes)?;
+    let named = options.model.as_deref().map(models::find).transpose()?;
+    let mut net = match (contents, named) {
+        // A .keras file is never a built-in's weights file: it is always its own model.
+        (Contents::KerasModel(model), _) if matches!(model.weights, KerasWeights::ByPath(_)) => keras_network(model, options, device)?,
+        (Contents::KerasModel(model), None) => keras_network(model, options, device)?,
+        // A whole-model .h5 named as a built-in (the book's `cats_and_dogs_small_2.h5` as
+        // small-convnet, with its cat/dog labels) is read as that built-in, or refused.
+        (contents, named) => {
+            let weights = weights_for(contents, named)?;
+            models::find(&weights.meta.model)?.network(with_preprocessing(weights, options), device)?
+        }
+    };
+    if let Some(labels) = &options.labels {
+        net.set_labels(labels.clone())?;
+    }
+    Ok(net)
+}
+
+fn with_preprocessing(mut weights: WeightSet, options: &OpenOptions) -> WeightSet {
+    if let Some(p) = options.preprocessing {
+        weights.meta.preprocessing = p;
+    }
+    weights
+}
+
+/// A Keras model built from its own architecture.
+fn keras_network(model: KerasModel, options: &OpenOptions, device: &Device) -> Result<Network> {
+    let origin = model.origin.clone();
+    let built = keras::build(model, options.input_hw.unwrap_or([224, 224]), device)?;
+    let classes = classes_of(&built.graph);
+    let info = ModelInfo {
+        title: built.name.clone(),
+        name: built.name,
+        from_file: true,
+        // Keras models preprocess in their own layers (Rescaling, Normalization) or not at all.
+        preprocessing: options.preprocessing.unwrap_or(Preprocessing::Raw),
+        labels: if classes == 1000 { models::imagenet_labels() } else { Vec::new() },
+        origin,
+        default_cam_layer: None,
+        default_filter_layer: None,
+    };
+    Network::new(built.graph, info, device)
+}
+
+/// How many classes a graph's head gives.
+fn classes_of(graph: &crate::graph::Graph) -> usize {
+    let out = graph.nodes()[graph.output()].shape[0];
+    if graph.head == crate::graph::Head::Sigmoid { 2 } else { out }
+}
+
+/// Weights in ConvLens's layout for a built-in (given, or recognised from the file).
+fn weights_for(contents: Contents, named: Option<&'static BuiltIn>) -> Result<WeightSet> {
+    let set = match contents {
+        Contents::Ours(set) => set,
+        Contents::StateDict(tensors) => recognise(named, "PyTorch state dict", |m| (m.from_state_dict)(&tensors))?,
+        Contents::KerasWeights(layers) => recognise(named, "Keras weights file", |m| (m.from_keras)(&layers))?,
+        Contents::KerasModel(model) => match model.weights {
+            KerasWeights::ByLayer(layers) => recognise(named, "Keras model", |m| (m.from_keras)(&layers))?,
+            KerasWeights::ByPath(_) => return Err(Error::weights("a .keras file carries its own architecture: open it as it is, not as a built-in")),
+        },
+    };
+    if let Some(m) = named.filter(|m| m.name != set.meta.model) {
+        return Err(Error::weights(format!("this file holds {} weights, not {}", set.meta.model, m.name)));
+    }
+    Ok(set)
+}
+
+/// The named built-in's reading of a file, or the first built-in that recognises it.
+fn recognise(named: Option<&'static BuiltIn>, what: &str, read: impl Fn(&BuiltIn) -> Option<Result<WeightSet>>) -> Result<WeightSet> {
+    match named {
+        Some(m) => read(m).unwrap_or_else(|| Err(Error::weights(format!("this {what} does not hold {}", m.title)))),
+        None => CATALOGUE.iter().find_map(|m| read(m)).unwrap_or_else(|| {
+            let names: Vec<&str> = CATALOGUE.iter().map(|m| m.name).collect();
+            Err(Error::weights(format!("this {what} matches none of the built-in networks ({}); a model with its architecture (.keras, or an .h5 from model.save) opens on its own", names.join(", "))))
+        }),
+    }
+}
+
+/// Reads `bytes` as weights for the built-in `model`, whatever supported format they are in
+/// (for `convlens convert` and the tests).
+pub fn import(bytes: &[u8], model: &str) -> Result<WeightSet> {
+    weights_for(formats::read(bytes)?, Some(models::find(model)?))
+}
