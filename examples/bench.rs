@@ -21,14 +21,14 @@ use std::time::Instant;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 use convlens::backend::{read_f32, Backend};
+use convlens::formats::{Meta, WeightSet};
 use convlens::models::{imagenet_labels, vgg16};
 use convlens::network::Network;
-use convlens::preprocess::Preprocessing;
 use convlens::picture::{decode, squash, to_pixels, Colormap, Photo};
+use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers, LayerActivation, LayerStats};
 use convlens::viz::filters::{filter_patterns, FilterOptions};
 use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
-use convlens::formats::{Meta, WeightSet};
 use serde_json::{json, Value};
 
 /// Seed of the benchmark's VGG16 weights (the file is regenerated bit for bit from it).

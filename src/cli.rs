@@ -10,11 +10,11 @@ use convlens::models::{self, BuiltIn};
 use convlens::network::Network;
 use convlens::open::{import, open, OpenOptions};
 use convlens::picture::{decode, Colormap, Photo, Rgba};
+use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
 use convlens::viz::gradcam::{class_activation_map, overlay, CamMethod, Score};
-use convlens::predict::predict;
 
 /// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
 macro_rules! say {
@@ -227,8 +227,7 @@ async fn layers(args: &Args) -> Result<(), String> {
     args.only(&["--model", "--weights", "--json"])?;
     let net = network(args)?;
     if args.switch("--json") {
-        let rows: Vec<serde_json::Value> =
-            net.layers().iter().map(|l| serde_json::json!({"name": l.name, "kind": l.kind.name(), "shape": l.shape})).collect();
+        let rows: Vec<serde_json::Value> = net.layers().iter().map(|l| serde_json::json!({"name": l.name, "kind": l.kind.name(), "shape": l.shape})).collect();
         say!("{}", json(&rows)?);
     } else {
         let [h, w] = net.input_hw();
@@ -350,7 +349,21 @@ fn filter_range(text: &str) -> Result<(usize, usize), String> {
 }
 
 async fn filters_cmd(args: &Args) -> Result<(), String> {
-    args.only(&["--model", "--weights", "--layer", "--filters", "--size", "--steps", "--seed", "--mode", "--out", "--each", "--step-size", "--json", "--quiet"])?;
+    args.only(&[
+        "--model",
+        "--weights",
+        "--layer",
+        "--filters",
+        "--size",
+        "--steps",
+        "--seed",
+        "--mode",
+        "--out",
+        "--each",
+        "--step-size",
+        "--json",
+        "--quiet",
+    ])?;
     let net = network(args)?;
     let layer = args.value("--layer").unwrap_or(net.default_filter_layer());
     let mut options = FilterOptions::book(layer);

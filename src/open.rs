@@ -77,7 +77,11 @@ fn keras_network(model: KerasModel, options: &OpenOptions, device: &Device) -> R
 /// How many classes a graph's head gives.
 fn classes_of(graph: &crate::graph::Graph) -> usize {
     let out = graph.nodes()[graph.output()].shape[0];
-    if graph.head == crate::graph::Head::Sigmoid { 2 } else { out }
+    if graph.head == crate::graph::Head::Sigmoid {
+        2
+    } else {
+        out
+    }
 }
 
 /// Weights in ConvLens's layout for a built-in (given, or recognised from the file).
@@ -103,7 +107,10 @@ fn recognise(named: Option<&'static BuiltIn>, what: &str, read: impl Fn(&BuiltIn
         Some(m) => read(m).unwrap_or_else(|| Err(Error::weights(format!("this {what} does not hold {}", m.title)))),
         None => CATALOGUE.iter().find_map(|m| read(m)).unwrap_or_else(|| {
             let names: Vec<&str> = CATALOGUE.iter().map(|m| m.name).collect();
-            Err(Error::weights(format!("this {what} matches none of the built-in networks ({}); a model with its architecture (.keras, or an .h5 from model.save) opens on its own", names.join(", "))))
+            Err(Error::weights(format!(
+                "this {what} matches none of the built-in networks ({}); a model with its architecture (.keras, or an .h5 from model.save) opens on its own",
+                names.join(", ")
+            )))
         }),
     }
 }

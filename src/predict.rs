@@ -28,11 +28,7 @@ pub async fn probabilities(net: &Network, photos: &[Photo]) -> Result<Vec<Vec<f3
 pub fn top_k(net: &Network, probs: &[f32], top: usize) -> Vec<Prediction> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    order
-        .into_iter()
-        .take(top)
-        .map(|index| Prediction { index, label: net.labels.get(index).cloned().unwrap_or_default(), prob: probs[index] })
-        .collect()
+    order.into_iter().take(top).map(|index| Prediction { index, label: net.labels.get(index).cloned().unwrap_or_default(), prob: probs[index] }).collect()
 }
 
 /// Top-k classes for each photo.

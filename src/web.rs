@@ -17,8 +17,8 @@ use crate::models::CATALOGUE;
 use crate::network::Network;
 use crate::open::{open, OpenOptions};
 use crate::picture::{Colormap, Photo, Rgba};
-use crate::preprocess::Preprocessing;
 use crate::predict::predict;
+use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
 use crate::viz::gradcam::{class_activation_map, heatmap, overlay, CamMethod, Score};
@@ -134,7 +134,11 @@ impl Engine {
     /// input_width, labels}. Replaces the current network only on success. Returns
     /// `describe()`'s JSON.
     pub fn load(&self, bytes: &[u8], options: &str) -> Result<String, JsValue> {
-        let o: LoadOptions = if options.trim().is_empty() { LoadOptions::default() } else { serde_json::from_str(options).map_err(|e| JsError::new(&format!("bad load options: {e}")))? };
+        let o: LoadOptions = if options.trim().is_empty() {
+            LoadOptions::default()
+        } else {
+            serde_json::from_str(options).map_err(|e| JsError::new(&format!("bad load options: {e}")))?
+        };
         let preprocessing = o.preprocessing.as_deref().filter(|p| !p.is_empty()).map(Preprocessing::parse).transpose().map_err(js_err)?;
         let input_hw = match (o.input_height, o.input_width) {
             (Some(h), Some(w)) => Some([h, w]),
@@ -269,7 +273,18 @@ impl Engine {
     /// grid every `preview_every` steps); returning `false` cancels. Resolves to the final grid
     /// picture with an extra `tiles` array holding each filter's picture.
     #[allow(clippy::too_many_arguments)]
-    pub fn filters(&self, layer: String, first: usize, count: usize, size: usize, steps: usize, mode: String, seed: u32, preview_every: usize, on_progress: Function) -> js_sys::Promise {
+    pub fn filters(
+        &self,
+        layer: String,
+        first: usize,
+        count: usize,
+        size: usize,
+        steps: usize,
+        mode: String,
+        seed: u32,
+        preview_every: usize,
+        on_progress: Function,
+    ) -> js_sys::Promise {
         let state = self.state.clone();
         future_to_promise(async move {
             let net = state.net()?;

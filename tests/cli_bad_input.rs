@@ -101,13 +101,19 @@ fn fifty_megapixel_photo_is_downscaled_and_classified() {
 
 #[test]
 fn unknown_layer() {
-    assert_clean_failure(&["activations", "--model", "efficientnet-lite0", "--layer", "block9_conv9", &format!("{}/www/samples/cat.jpg", env!("CARGO_MANIFEST_DIR"))], "unknown layer 'block9_conv9'");
+    assert_clean_failure(
+        &["activations", "--model", "efficientnet-lite0", "--layer", "block9_conv9", &format!("{}/www/samples/cat.jpg", env!("CARGO_MANIFEST_DIR"))],
+        "unknown layer 'block9_conv9'",
+    );
 }
 
 #[test]
 fn weights_of_another_model() {
     assert_clean_failure(&["layers", "--model", "vgg16", "--weights", &fixture("small_convnet_tiny_keras2.h5")], "does not hold VGG16");
-    assert_clean_failure(&["layers", "--model", "vgg16", "--weights", &format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))], "efficientnet-lite0 weights, not vgg16");
+    assert_clean_failure(
+        &["layers", "--model", "vgg16", "--weights", &format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))],
+        "efficientnet-lite0 weights, not vgg16",
+    );
 }
 
 #[test]

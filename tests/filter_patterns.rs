@@ -4,10 +4,10 @@
 //! response on noise).
 
 use convlens::backend::{read_f32, Backend};
+use convlens::formats::WeightSet;
 use convlens::network::Network;
 use convlens::picture::{decode, to_pixels, Photo};
 use convlens::viz::filters::{filter_patterns, AscentMode, FilterOptions};
-use convlens::formats::WeightSet;
 
 fn lite0() -> Network {
     let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();

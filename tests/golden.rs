@@ -3,11 +3,11 @@
 //! backend; no Python needed.
 
 use convlens::backend::{read_f32, Backend};
+use convlens::formats::WeightSet;
 use convlens::network::Network;
+use convlens::open::import;
 use convlens::picture::{decode, to_pixels};
 use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
-use convlens::open::import;
-use convlens::formats::WeightSet;
 use serde_json::Value;
 
 fn root() -> String {
@@ -64,7 +64,10 @@ fn check_forward(net: &Network, gold: &Value) -> (f32, f32) {
         let max = values.iter().copied().fold(f32::MIN, f32::max);
         let zeros = values.iter().filter(|v| **v == 0.0).count() as f32 / n;
         let e_means = relative_error(&means, &floats(&layer["channel_means"]));
-        let e_stats = relative_error(&[mean, std, max], &[layer["mean"].as_f64().unwrap() as f32, layer["std"].as_f64().unwrap() as f32, layer["max"].as_f64().unwrap() as f32]);
+        let e_stats = relative_error(
+            &[mean, std, max],
+            &[layer["mean"].as_f64().unwrap() as f32, layer["std"].as_f64().unwrap() as f32, layer["max"].as_f64().unwrap() as f32],
+        );
         assert!(e_means < 1e-3 && e_stats < 1e-3, "{name}: channel means off by {e_means:.2e}, mean/std/max by {e_stats:.2e} (relative)");
         assert!((zeros - layer["zero_fraction"].as_f64().unwrap() as f32).abs() < 0.01, "{name}: zero fraction {zeros} vs {}", layer["zero_fraction"]);
         worst_layer = worst_layer.max(e_means).max(e_stats);

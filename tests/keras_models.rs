@@ -37,7 +37,8 @@ fn open_file(name: &str) -> Result<Network, String> {
 
 /// The reference JSON files, one per model.
 fn references() -> Vec<Value> {
-    let mut names: Vec<String> = std::fs::read_dir(dir()).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".json")).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir()).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".json")).collect();
     names.sort();
     let refs: Vec<Value> = names.iter().map(|n| serde_json::from_slice(&read(n)).unwrap()).filter(|v: &Value| v.get("model_file_keras").is_some()).collect();
     assert!(refs.len() >= 3, "expected the fixture models in {}", dir());
@@ -137,7 +138,8 @@ fn bad_keras_files_give_clear_errors() {
     assert_error("bad_shape_mismatch.keras", &["filters", "channels", "shape", "expects"]);
     // A truncated archive.
     let bytes = read(references()[0]["model_file_keras"].as_str().unwrap());
-    let err = open(&bytes[..bytes.len() / 2], &OpenOptions::default(), &Backend::Cpu.device().unwrap()).err().expect("a truncated .keras is refused").to_string();
+    let err =
+        open(&bytes[..bytes.len() / 2], &OpenOptions::default(), &Backend::Cpu.device().unwrap()).err().expect("a truncated .keras is refused").to_string();
     assert!(!err.is_empty() && !err.contains('\n'), "{err}");
 }
 

@@ -41,9 +41,7 @@ const EXPANSION_LIMIT: u64 = 16;
 
 /// Whether `bytes` carry the HDF5 signature at offset 0, 512, 1024 or 2048.
 pub fn is_hdf5(bytes: &[u8]) -> bool {
-    [0usize, 512, 1024, 2048]
-        .iter()
-        .any(|&at| bytes.get(at..at + SIGNATURE.len()) == Some(SIGNATURE.as_slice()))
+    [0usize, 512, 1024, 2048].iter().any(|&at| bytes.get(at..at + SIGNATURE.len()) == Some(SIGNATURE.as_slice()))
 }
 
 /// A Keras .h5: its layers' weights and, for a whole-model file, its architecture.
@@ -63,9 +61,7 @@ pub fn read_keras_h5(bytes: &[u8]) -> Result<Vec<KerasLayer>> {
 /// Reads a Keras .h5 with its architecture, where it has one.
 pub fn read_keras_h5_file(bytes: &[u8]) -> Result<KerasH5> {
     if !is_hdf5(bytes) {
-        return Err(Error::weights(
-            "not an HDF5 file: a Keras .h5 weights file was expected",
-        ));
+        return Err(Error::weights("not an HDF5 file: a Keras .h5 weights file was expected"));
     }
     guarded(|| read_layers(bytes))
 }
@@ -113,11 +109,8 @@ pub fn read_all_datasets(bytes: &[u8]) -> Result<Vec<RawTensor>> {
 /// Runs `f`, turning a panic into an error where panics unwind (native builds).
 #[cfg(panic = "unwind")]
 fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(Error::weights(
-            "the HDF5 file is malformed: the parser could not make sense of it",
-        ))
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(Error::weights("the HDF5 file is malformed: the parser could not make sense of it")))
 }
 
 #[cfg(not(panic = "unwind"))]
@@ -133,37 +126,26 @@ fn h5(context: &str, e: impl std::fmt::Display) -> Error {
 
 fn read_layers(bytes: &[u8]) -> Result<KerasH5> {
     let file_len = bytes.len() as u64;
-    let file = hdf5_pure::File::from_bytes(bytes.to_vec())
-        .map_err(|e| h5("cannot open the HDF5 file", e))?;
+    let file = hdf5_pure::File::from_bytes(bytes.to_vec()).map_err(|e| h5("cannot open the HDF5 file", e))?;
     // As the HDF5 library does, refuse a file shorter than its superblock says it is.
     let sb = file.superblock();
     let declared_end = sb.base_address.get().saturating_add(sb.eof_address);
     if declared_end > file_len {
-        return Err(Error::weights(format!(
-            "the HDF5 file is truncated: it should be {declared_end} bytes long but is {file_len}"
-        )));
+        return Err(Error::weights(format!("the HDF5 file is truncated: it should be {declared_end} bytes long but is {file_len}")));
     }
     let root = file.root();
-    let root_attrs = root
-        .attrs()
-        .map_err(|e| h5("cannot read the file's attributes", e))?;
+    let root_attrs = root.attrs().map_err(|e| h5("cannot read the file's attributes", e))?;
 
     let text = |key: &str| root_attrs.get(key).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_strings().and_then(|s| s.first().cloned())));
     let (model_config, keras_version) = (text("model_config"), text("keras_version"));
     let (group, layer_names) = match string_list(&root_attrs, "layer_names")? {
         Some(names) => (root, names),
         None => {
-            let group = file.group("model_weights").map_err(|_| {
-                Error::weights(
-                    "this HDF5 file holds no Keras weights (no layer_names attribute and no model_weights group)",
-                )
-            })?;
-            let attrs = group
-                .attrs()
-                .map_err(|e| h5("cannot read model_weights' attributes", e))?;
-            let names = string_list(&attrs, "layer_names")?.ok_or_else(|| {
-                Error::weights("the model_weights group has no layer_names attribute")
-            })?;
+            let group = file
+                .group("model_weights")
+                .map_err(|_| Error::weights("this HDF5 file holds no Keras weights (no layer_names attribute and no model_weights group)"))?;
+            let attrs = group.attrs().map_err(|e| h5("cannot read model_weights' attributes", e))?;
+            let names = string_list(&attrs, "layer_names")?.ok_or_else(|| Error::weights("the model_weights group has no layer_names attribute"))?;
             (group, names)
         }
     };
@@ -171,91 +153,49 @@ fn read_layers(bytes: &[u8]) -> Result<KerasH5> {
     let mut budget = file_len.saturating_mul(EXPANSION_LIMIT).max(1 << 20);
     let mut layers = Vec::with_capacity(layer_names.len().min(bytes.len()));
     for layer in layer_names {
-        let g = group.group(&layer).map_err(|e| {
-            h5(
-                &format!("layer '{layer}' listed in layer_names cannot be opened"),
-                e,
-            )
-        })?;
-        let attrs = g
-            .attrs()
-            .map_err(|e| h5(&format!("layer '{layer}': cannot read its attributes"), e))?;
+        let g = group.group(&layer).map_err(|e| h5(&format!("layer '{layer}' listed in layer_names cannot be opened"), e))?;
+        let attrs = g.attrs().map_err(|e| h5(&format!("layer '{layer}': cannot read its attributes"), e))?;
         let weight_names = string_list(&attrs, "weight_names")?.unwrap_or_default();
         let mut weights = Vec::with_capacity(weight_names.len().min(bytes.len()));
         for weight in weight_names {
             let tensor = read_dataset(&g, &weight, file_len, &mut budget).map_err(|e| match e {
-                Error::Weights(msg) => {
-                    Error::weights(format!("layer '{layer}', weight '{weight}': {msg}"))
-                }
+                Error::Weights(msg) => Error::weights(format!("layer '{layer}', weight '{weight}': {msg}")),
                 other => other,
             })?;
             weights.push(tensor);
         }
-        layers.push(KerasLayer {
-            name: layer,
-            weights,
-        });
+        layers.push(KerasLayer { name: layer, weights });
     }
     Ok(KerasH5 { layers, model_config, keras_version })
 }
 
-fn read_dataset(
-    g: &hdf5_pure::Group,
-    weight: &str,
-    file_len: u64,
-    budget: &mut u64,
-) -> Result<RawTensor> {
-    let ds = g
-        .dataset(weight)
-        .map_err(|e| h5("cannot open the dataset", e))?;
+fn read_dataset(g: &hdf5_pure::Group, weight: &str, file_len: u64, budget: &mut u64) -> Result<RawTensor> {
+    let ds = g.dataset(weight).map_err(|e| h5("cannot open the dataset", e))?;
     let dims = ds.shape().map_err(|e| h5("cannot read the shape", e))?;
-    let datatype = ds
-        .datatype()
-        .map_err(|e| h5("cannot read the datatype", e))?;
-    let shape = dims
-        .iter()
-        .map(|&d| usize::try_from(d).ok())
-        .collect::<Option<Vec<usize>>>()
-        .ok_or_else(|| Error::weights("the dataset's shape is too large"))?;
+    let datatype = ds.datatype().map_err(|e| h5("cannot read the datatype", e))?;
+    let shape =
+        dims.iter().map(|&d| usize::try_from(d).ok()).collect::<Option<Vec<usize>>>().ok_or_else(|| Error::weights("the dataset's shape is too large"))?;
     let numel = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     let stored = numel.and_then(|n| n.checked_mul(u64::from(datatype.type_size())));
-    let limit = if ds.filters().is_empty() {
-        file_len
-    } else {
-        file_len.saturating_mul(EXPANSION_LIMIT)
-    };
+    let limit = if ds.filters().is_empty() { file_len } else { file_len.saturating_mul(EXPANSION_LIMIT) };
     let numel = match (numel, stored) {
         (Some(n), Some(b)) if b <= limit && n.saturating_mul(4) <= *budget => n,
-        _ => {
-            return Err(Error::weights(format!(
-                "the dataset declares a shape {dims:?} too large for this {file_len}-byte file"
-            )))
-        }
+        _ => return Err(Error::weights(format!("the dataset declares a shape {dims:?} too large for this {file_len}-byte file"))),
     };
     *budget -= numel * 4;
 
     let data = match &datatype {
-        Datatype::FloatingPoint {
-            size: 2,
-            byte_order,
-            ..
-        } => {
+        Datatype::FloatingPoint { size: 2, byte_order, .. } => {
             let raw = ds.read_raw().map_err(|e| h5("cannot read the data", e))?;
             let big = matches!(byte_order, DatatypeByteOrder::BigEndian);
             raw.chunks_exact(2)
                 .map(|c| {
-                    let bits = if big {
-                        u16::from_be_bytes([c[0], c[1]])
-                    } else {
-                        u16::from_le_bytes([c[0], c[1]])
-                    };
+                    let bits = if big { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) };
                     half::f16::from_bits(bits).to_f32()
                 })
                 .collect()
         }
-        Datatype::FloatingPoint { size: 4 | 8, .. } | Datatype::FixedPoint { .. } => {
-            ds.read_f32().map_err(|e| h5("cannot read the data", e))?
-        }
+        Datatype::FloatingPoint { size: 4 | 8, .. } | Datatype::FixedPoint { .. } => ds.read_f32().map_err(|e| h5("cannot read the data", e))?,
         other => {
             return Err(Error::weights(format!(
                 "unsupported element type ({} bytes, {}): expected float16, float32 or float64",
@@ -265,10 +205,7 @@ fn read_dataset(
         }
     };
     if data.len() as u64 != numel {
-        return Err(Error::weights(format!(
-            "the dataset holds {} values but its shape {dims:?} needs {numel}",
-            data.len()
-        )));
+        return Err(Error::weights(format!("the dataset holds {} values but its shape {dims:?} needs {numel}", data.len())));
     }
     Ok(RawTensor::new(weight, shape, data))
 }
@@ -277,10 +214,7 @@ fn datatype_kind(dt: &Datatype) -> &'static str {
     match dt {
         Datatype::FixedPoint { .. } => "integer",
         Datatype::FloatingPoint { .. } => "float",
-        Datatype::String { .. }
-        | Datatype::VariableLength {
-            is_string: true, ..
-        } => "string",
+        Datatype::String { .. } | Datatype::VariableLength { is_string: true, .. } => "string",
         Datatype::Compound { .. } => "compound",
         _ => "non-numeric",
     }
@@ -322,9 +256,7 @@ fn strings_of(value: &AttrValue, name: &str) -> Result<Vec<String>> {
     if empty {
         Ok(Vec::new())
     } else {
-        Err(Error::weights(format!(
-            "the {name} attribute is not a list of names"
-        )))
+        Err(Error::weights(format!("the {name} attribute is not a list of names")))
     }
 }
 
@@ -333,10 +265,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/importers/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/importers/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -346,11 +275,7 @@ mod tests {
         assert_eq!(t.data.len(), shape.iter().product::<usize>(), "{}", t.name);
         for (i, &v) in t.data.iter().enumerate() {
             let want = base + 0.01 * i as f32;
-            assert!(
-                (v - want).abs() < 1e-4 * want.abs().max(1.0),
-                "{}[{i}] = {v}, want {want}",
-                t.name
-            );
+            assert!((v - want).abs() < 1e-4 * want.abs().max(1.0), "{}[{i}] = {v}, want {want}", t.name);
         }
     }
 
@@ -365,17 +290,11 @@ mod tests {
     #[test]
     fn reads_the_official_vgg16_layout() {
         let layers = read_keras_h5(&fixture("keras_vgg_style.h5")).unwrap();
-        assert_eq!(
-            names(&layers),
-            ["input_1", "block1_conv1", "block1_pool", "flatten", "fc1"]
-        );
+        assert_eq!(names(&layers), ["input_1", "block1_conv1", "block1_pool", "flatten", "fc1"]);
         for empty in [0, 2, 3] {
             assert!(layers[empty].weights.is_empty(), "{}", layers[empty].name);
         }
-        assert_eq!(
-            weight_names(&layers[1]),
-            ["block1_conv1_W_1:0", "block1_conv1_b_1:0"]
-        );
+        assert_eq!(weight_names(&layers[1]), ["block1_conv1_W_1:0", "block1_conv1_b_1:0"]);
         assert_ramp(&layers[1].weights[0], &[3, 3, 3, 4], 0.0);
         assert_ramp(&layers[1].weights[1], &[4], 1.0);
         assert_eq!(weight_names(&layers[4]), ["fc1_W_1:0", "fc1_b_1:0"]);
@@ -386,30 +305,13 @@ mod tests {
     #[test]
     fn reads_a_keras_2_2_4_model_save() {
         let layers = read_keras_h5(&fixture("keras224_model.h5")).unwrap();
-        assert_eq!(
-            names(&layers),
-            [
-                "conv2d_1",
-                "batch_normalization_1",
-                "max_pooling2d_1",
-                "flatten_1",
-                "dense_1"
-            ]
-        );
-        assert_eq!(
-            weight_names(&layers[0]),
-            ["conv2d_1/kernel:0", "conv2d_1/bias:0"]
-        );
+        assert_eq!(names(&layers), ["conv2d_1", "batch_normalization_1", "max_pooling2d_1", "flatten_1", "dense_1"]);
+        assert_eq!(weight_names(&layers[0]), ["conv2d_1/kernel:0", "conv2d_1/bias:0"]);
         assert_ramp(&layers[0].weights[0], &[3, 3, 1, 2], 0.0);
         assert_ramp(&layers[0].weights[1], &[2], 0.5);
         assert_eq!(
             weight_names(&layers[1]),
-            [
-                "batch_normalization_1/gamma:0",
-                "batch_normalization_1/beta:0",
-                "batch_normalization_1/moving_mean:0",
-                "batch_normalization_1/moving_variance:0"
-            ]
+            ["batch_normalization_1/gamma:0", "batch_normalization_1/beta:0", "batch_normalization_1/moving_mean:0", "batch_normalization_1/moving_variance:0"]
         );
         assert_ramp(&layers[1].weights[3], &[2], 1.5);
         assert!(layers[2].weights.is_empty() && layers[3].weights.is_empty());
@@ -422,21 +324,10 @@ mod tests {
     fn reads_a_keras_3_legacy_h5() {
         let layers = read_keras_h5(&fixture("keras3_model.h5")).unwrap();
         assert_eq!(names(&layers), ["conv", "bn", "pool", "flat", "dense"]);
-        assert_eq!(
-            weight_names(&layers[0]),
-            ["sequential/conv/kernel", "sequential/conv/bias"]
-        );
+        assert_eq!(weight_names(&layers[0]), ["sequential/conv/kernel", "sequential/conv/bias"]);
         assert_ramp(&layers[0].weights[0], &[3, 3, 3, 4], 0.0);
         assert_ramp(&layers[0].weights[1], &[4], 0.1);
-        assert_eq!(
-            weight_names(&layers[1]),
-            [
-                "sequential/bn/gamma",
-                "sequential/bn/beta",
-                "sequential/bn/moving_mean",
-                "sequential/bn/moving_variance"
-            ]
-        );
+        assert_eq!(weight_names(&layers[1]), ["sequential/bn/gamma", "sequential/bn/beta", "sequential/bn/moving_mean", "sequential/bn/moving_variance"]);
         assert_ramp(&layers[1].weights[2], &[4], 0.2);
         assert!(layers[2].weights.is_empty() && layers[3].weights.is_empty());
         assert_ramp(&layers[4].weights[0], &[16, 2], 0.0);
@@ -448,13 +339,8 @@ mod tests {
         let layers = read_keras_h5(&fixture("keras_variants.h5")).unwrap();
         assert_eq!(names(&layers), ["half", "double", "packed", "empty"]);
         let half = &layers[0].weights[0];
-        assert_eq!(
-            (half.name.as_str(), half.shape.as_slice()),
-            ("half/w", &[2, 3][..])
-        );
-        let want: Vec<f32> = (0..6)
-            .map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32())
-            .collect();
+        assert_eq!((half.name.as_str(), half.shape.as_slice()), ("half/w", &[2, 3][..]));
+        let want: Vec<f32> = (0..6).map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32()).collect();
         assert_eq!(half.data, want);
         assert_eq!(weight_names(&layers[1]), ["double/w", "double/s"]);
         assert_ramp(&layers[1].weights[0], &[5], -2.0);
@@ -522,12 +408,7 @@ mod tests {
         }
     }
 
-    const FIXTURES: [&str; 4] = [
-        "keras_vgg_style.h5",
-        "keras224_model.h5",
-        "keras3_model.h5",
-        "keras_variants.h5",
-    ];
+    const FIXTURES: [&str; 4] = ["keras_vgg_style.h5", "keras224_model.h5", "keras3_model.h5", "keras_variants.h5"];
 
     #[test]
     fn truncated_files_are_errors_not_panics() {
@@ -537,10 +418,7 @@ mod tests {
             cuts.extend([1, 7, 8, 50, 96, 512, 2048, bytes.len() / 2, bytes.len() - 1]);
             for cut in cuts {
                 let cut = cut.min(bytes.len() - 1);
-                assert!(
-                    read_keras_h5(&bytes[..cut]).is_err(),
-                    "{name} cut at {cut} was accepted"
-                );
+                assert!(read_keras_h5(&bytes[..cut]).is_err(), "{name} cut at {cut} was accepted");
                 no_panic(&bytes[..cut]);
             }
         }

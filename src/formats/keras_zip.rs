@@ -69,7 +69,8 @@ fn entry(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -
 
 /// Reads a `.keras` archive.
 pub fn read_keras_zip(bytes: &[u8]) -> Result<KerasModel> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Error::weights(format!("not a readable ZIP archive ({e}); is the file truncated?")))?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Error::weights(format!("not a readable ZIP archive ({e}); is the file truncated?")))?;
     let limit = (bytes.len() as u64).saturating_mul(EXPANSION_LIMIT);
     let config = entry(&mut archive, "config.json", limit)?.ok_or_else(|| Error::weights("the .keras archive has no config.json"))?;
     let config: Value = serde_json::from_slice(&config).map_err(|e| Error::weights(format!("the .keras archive's config.json is not valid JSON ({e})")))?;

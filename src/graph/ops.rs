@@ -62,7 +62,11 @@ pub enum Act {
     Relu,
     Relu6,
     /// Keras `ReLU(max_value, negative_slope, threshold)`: x > t → min(x, max), else slope·(x − t).
-    ReluWith { max: Option<f32>, slope: f32, threshold: f32 },
+    ReluWith {
+        max: Option<f32>,
+        slope: f32,
+        threshold: f32,
+    },
     LeakyRelu(f32),
     Elu(f32),
     Selu,
@@ -94,7 +98,11 @@ impl Act {
                     Some(m) => positive.clamp(0.0, m),
                     None => positive,
                 };
-                if slope != 0.0 { positive - negative.mul_scalar(slope) } else { positive }
+                if slope != 0.0 {
+                    positive - negative.mul_scalar(slope)
+                } else {
+                    positive
+                }
             }
             Act::LeakyRelu(slope) => leaky_relu(x, slope as f64),
             Act::Elu(alpha) => elu(x, alpha as f64),
@@ -124,13 +132,23 @@ pub struct Conv {
 
 impl Conv {
     /// A conv from host values, its shapes checked (bias length, groups dividing the channels).
-    pub fn new(weight: (Vec<usize>, Vec<f32>), bias: Option<(Vec<usize>, Vec<f32>)>, stride: [usize; 2], dilation: [usize; 2], groups: usize, padding: Padding, device: &Device) -> Result<Self> {
+    pub fn new(
+        weight: (Vec<usize>, Vec<f32>),
+        bias: Option<(Vec<usize>, Vec<f32>)>,
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+        padding: Padding,
+        device: &Device,
+    ) -> Result<Self> {
         let (shape, values) = weight;
         let [o, i, kh, kw] = shape[..] else {
             return Err(bad(format!("a conv kernel needs 4 dimensions, found shape {shape:?}")));
         };
         if o == 0 || i == 0 || kh == 0 || kw == 0 || groups == 0 || o % groups != 0 || stride.contains(&0) || dilation.contains(&0) {
-            return Err(bad(format!("a conv kernel of shape {shape:?} with {groups} groups, stride {stride:?}, dilation {dilation:?} is not a valid convolution")));
+            return Err(bad(format!(
+                "a conv kernel of shape {shape:?} with {groups} groups, stride {stride:?}, dilation {dilation:?} is not a valid convolution"
+            )));
         }
         let bias = match bias {
             Some((s, v)) if s == [o] => Some(Tensor::from_data(TensorData::new(v, [o]), device)),
@@ -291,10 +309,7 @@ impl Dense {
 
     fn out_shape(&self, [c, h, w]: Shape) -> Result<Shape> {
         if c != self.inputs {
-            return Err(bad(format!(
-                "a dense layer expects {} inputs but receives {c} (weights for another input size or model?)",
-                self.inputs
-            )));
+            return Err(bad(format!("a dense layer expects {} inputs but receives {c} (weights for another input size or model?)", self.inputs)));
         }
         Ok([self.outputs, h, w])
     }
@@ -333,7 +348,11 @@ impl Window {
         if self.size.contains(&0) || self.stride.contains(&0) {
             return Err(bad(format!("a pooling window {:?} with stride {:?} is empty", self.size, self.stride)));
         }
-        Ok([c, self.padding.out_size(h, self.size[0], self.stride[0], "a pooling window")?, self.padding.out_size(w, self.size[1], self.stride[1], "a pooling window")?])
+        Ok([
+            c,
+            self.padding.out_size(h, self.size[0], self.stride[0], "a pooling window")?,
+            self.padding.out_size(w, self.size[1], self.stride[1], "a pooling window")?,
+        ])
     }
 
     fn pairs(&self, h: usize, w: usize) -> [(usize, usize); 2] {
@@ -357,10 +376,20 @@ pub enum Merge {
 pub enum Op {
     /// The (preprocessed) image.
     Input,
-    Conv { conv: Conv, act: Act },
+    Conv {
+        conv: Conv,
+        act: Act,
+    },
     /// Depthwise (no bias) then pointwise conv, then the activation (Keras SeparableConv2D).
-    Separable { depthwise: Conv, pointwise: Conv, act: Act },
-    Dense { dense: Dense, act: Act },
+    Separable {
+        depthwise: Conv,
+        pointwise: Conv,
+        act: Act,
+    },
+    Dense {
+        dense: Dense,
+        act: Act,
+    },
     /// Batch norm, Rescaling, Normalization.
     Affine(Affine),
     Activation(Act),
@@ -375,7 +404,9 @@ pub enum Op {
     Crop([(usize, usize); 2]),
     /// To a vector [C·H·W, 1, 1]; `channels_last` flattens in (H, W, C) order as Keras does,
     /// else (C, H, W) as torch does.
-    Flatten { channels_last: bool },
+    Flatten {
+        channels_last: bool,
+    },
     /// Keras Reshape: the channels-last values laid out as `target` (rank 1: a vector; rank 3:
     /// H, W, C).
     Reshape(Vec<usize>),
@@ -543,7 +574,11 @@ impl Op {
                     Merge::Maximum => a.max_pair(b),
                     Merge::Minimum => a.min_pair(b),
                 });
-                if *merge == Merge::Average { y.div_scalar(count as f32) } else { y }
+                if *merge == Merge::Average {
+                    y.div_scalar(count as f32)
+                } else {
+                    y
+                }
             }
             Op::Concat => Tensor::cat(inputs, 1),
         }

@@ -81,8 +81,22 @@ fn from_keras(layers: &[KerasLayer]) -> Option<Result<WeightSet>> {
 
 /// torchvision VGG16 indices of the weighted layers: features.{i} convs, classifier.{0,3,6} dense.
 const TORCHVISION_VGG16: [&str; 16] = [
-    "features.0", "features.2", "features.5", "features.7", "features.10", "features.12", "features.14", "features.17",
-    "features.19", "features.21", "features.24", "features.26", "features.28", "classifier.0", "classifier.3", "classifier.6",
+    "features.0",
+    "features.2",
+    "features.5",
+    "features.7",
+    "features.10",
+    "features.12",
+    "features.14",
+    "features.17",
+    "features.19",
+    "features.21",
+    "features.24",
+    "features.26",
+    "features.28",
+    "classifier.0",
+    "classifier.3",
+    "classifier.6",
 ];
 
 /// timm's `vgg16.tv_in1k` names its classifier `pre_logits.fc1` / `pre_logits.fc2` (stored as 7×7

@@ -99,10 +99,7 @@ impl Colormap {
     }
 
     pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| Error::invalid(format!("unknown colormap '{name}': choose viridis, magma, jet or gray")))
+        Self::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| Error::invalid(format!("unknown colormap '{name}': choose viridis, magma, jet or gray")))
     }
 
     /// RGB for `t` in [0, 1] (clamped; NaN maps to 0).

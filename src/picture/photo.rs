@@ -18,9 +18,7 @@ pub const MAX_SIDE: u32 = 2048;
 /// Decodes any common image format (JPEG, PNG, WebP, GIF, BMP) to RGB, downscaling photos whose
 /// longest side exceeds `MAX_SIDE`.
 pub fn decode(bytes: &[u8]) -> Result<Photo> {
-    let reader = ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::Image(e.to_string()))?;
+    let reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Image(e.to_string()))?;
     if reader.format().is_none() {
         return Err(Error::Image("not an image file (expected JPEG, PNG, WebP, GIF or BMP)".into()));
     }

@@ -63,7 +63,11 @@ struct LayerGradient {
 async fn layer_gradient(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, score: Score) -> Result<LayerGradient> {
     let info = net.layer(layer)?;
     if !info.has_map() {
-        return Err(Error::Layer(format!("'{layer}' is a {} layer without a spatial map: Grad-CAM needs a layer such as '{}'", info.kind.name(), net.default_cam_layer())));
+        return Err(Error::Layer(format!(
+            "'{layer}' is a {} layer without a spatial map: Grad-CAM needs a layer such as '{}'",
+            info.kind.name(),
+            net.default_cam_layer()
+        )));
     }
     let classes = net.logit_count();
     if let Some(c) = class.filter(|c| *c >= classes) {
