@@ -233,6 +233,11 @@ impl Network {
         run.value(layer + 1)
     }
 
+    /// Whether `layer` can be computed from an image of `hw` pixels (see `Graph::check_input_size`).
+    pub fn check_input_size(&self, hw: [usize; 2], layer: &str) -> Result<()> {
+        self.graph.check_input_size([3, hw[0], hw[1]], self.node(layer)?)
+    }
+
     /// Pixels [N, 3, H, W] -> activation at `layer` [N, C, H, W].
     pub fn forward_until(&self, pixels: Tensor<4>, layer: &str) -> Result<Tensor<4>> {
         let index = self.layer_index(layer)?;

@@ -167,3 +167,87 @@ fn cli_runs_a_keras_model_from_the_file_alone() {
     let (ok, _, err) = run(&["layers", "--weights", &format!("{}/bad_unsupported_layer.keras", dir())]);
     assert!(!ok && err.contains("Conv2DTranspose") && !err.contains("panicked"), "{err}");
 }
+
+/// Forged architectures: hundreds of single-value mutations of the fixtures' configs (sizes made
+/// zero, negative, huge or strings; lists emptied; keys nulled). Each must build and run, or be
+/// refused with an error; none may panic (in the browser a panic kills the engine).
+#[test]
+fn mutated_keras_configs_never_panic() {
+    use convlens::formats::keras_zip::read_keras_zip;
+    use convlens::graph::keras::build;
+    use convlens::network::ModelInfo;
+    use convlens::preprocess::Preprocessing;
+
+    fn leaves(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| {
+                path.push(k.clone());
+                leaves(v, path, out);
+                path.pop();
+            }),
+            Value::Array(a) => {
+                out.push(path.clone());
+                a.iter().enumerate().for_each(|(i, v)| {
+                    path.push(i.to_string());
+                    leaves(v, path, out);
+                    path.pop();
+                })
+            }
+            _ => out.push(path.clone()),
+        }
+    }
+    fn at<'a>(v: &'a mut Value, path: &[String]) -> &'a mut Value {
+        path.iter().fold(v, |v, k| match v {
+            Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+            other => &mut other[k.as_str()],
+        })
+    }
+    let replacements = [
+        serde_json::json!(0),
+        serde_json::json!(-1),
+        serde_json::json!(1e9),
+        serde_json::json!(70000),
+        serde_json::json!("x"),
+        Value::Null,
+        serde_json::json!([]),
+        serde_json::json!([0, 0]),
+    ];
+    let device = Backend::Cpu.device().unwrap();
+    let (mut built, mut refused) = (0, 0);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for gold in references() {
+        let model = read_keras_zip(&read(gold["model_file_keras"].as_str().unwrap())).unwrap();
+        let mut paths = Vec::new();
+        leaves(&model.config, &mut Vec::new(), &mut paths);
+        for _ in 0..150 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let path = &paths[(seed >> 33) as usize % paths.len()];
+            let mut forged = model.clone();
+            *at(&mut forged.config, path) = replacements[(seed >> 20) as usize % replacements.len()].clone();
+            let info = ModelInfo {
+                name: "forged".into(),
+                title: "forged".into(),
+                from_file: true,
+                preprocessing: Preprocessing::Raw,
+                labels: vec![],
+                origin: String::new(),
+                default_cam_layer: None,
+                default_filter_layer: None,
+            };
+            match build(forged, [64, 64], &device).and_then(|g| Network::new(g.graph, info, &device)) {
+                Ok(net) => {
+                    let [h, w] = net.input_hw();
+                    let pixels = burn::tensor::Tensor::<4>::zeros([1, 3, h, w], &device);
+                    pollster::block_on(read_f32(net.forward(pixels).unwrap())).unwrap();
+                    built += 1;
+                }
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    refused += 1;
+                }
+            }
+        }
+    }
+    eprintln!("mutated configs: {built} built and ran, {refused} refused");
+    assert!(built > 0 && refused > 0);
+}

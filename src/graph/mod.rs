@@ -14,6 +14,10 @@ use burn::tensor::Tensor;
 use crate::error::{Error, Result};
 pub use ops::{Act, LayerKind, Op, Shape};
 
+/// The most values one layer may output for one image (2^27 f32 = 512 MiB; VGG16's largest
+/// layer has 3.2 M).
+const MAX_LAYER_VALUES: usize = 1 << 27;
+
 /// One node: its name (the layer name users see), what it computes, from which nodes.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -98,6 +102,11 @@ impl Graph {
         if shape.contains(&0) {
             return Err(Error::weights(format!("layer '{name}' would output an empty map {shape:?}")));
         }
+        // A forged size (padding, input shape) must not make the executor allocate gigabytes.
+        let values = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+        if values > MAX_LAYER_VALUES {
+            return Err(Error::Model(format!("layer '{name}' would output {values} values per image ({shape:?}), more than ConvLens handles")));
+        }
         for &i in inputs {
             self.last_use[i] = index;
         }
@@ -158,6 +167,21 @@ impl Graph {
 
     pub fn find(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Checks that the nodes up to `upto` can run on an input of another size (the filter
+    /// ascent optimizes images of its own size): a Flatten + Dense or a Reshape on the way fixes
+    /// the size, and running them at another would fail inside the backend.
+    pub fn check_input_size(&self, input: Shape, upto: usize) -> Result<()> {
+        let mut shapes = vec![input];
+        for node in self.nodes.iter().take(upto + 1).skip(1) {
+            let ins: Vec<Shape> = node.inputs.iter().map(|&i| shapes[i]).collect();
+            let shape = node.op.out_shape(&ins).map_err(|e| {
+                Error::invalid(format!("layer '{}' cannot run on a {}×{} image ({e}); use the model's input size", node.name, input[1], input[2]))
+            })?;
+            shapes.push(shape);
+        }
+        Ok(())
     }
 
     /// A forward pass from the (preprocessed) input `x` [N, C, H, W], nothing computed yet.

@@ -23,7 +23,7 @@ pub const MODEL: BuiltIn = BuiltIn {
     title: "EfficientNet-Lite0",
     input_size: 224,
     default_cam_layer: "_conv_head",
-    default_filter_layer: "_blocks.4",
+    default_filter_layer: "_blocks.3",
     labels: imagenet_labels,
     build,
     from_state_dict,

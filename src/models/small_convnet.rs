@@ -22,7 +22,7 @@ pub const MODEL: BuiltIn = BuiltIn {
     title: "The book's cats-vs-dogs convnet",
     input_size: 150,
     default_cam_layer: "conv2d_4",
-    default_filter_layer: "conv2d_3",
+    default_filter_layer: "conv2d_2",
     labels: cat_dog_labels,
     build,
     from_state_dict,

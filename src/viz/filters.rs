@@ -115,6 +115,7 @@ fn check(net: &Network, o: &FilterOptions) -> Result<usize> {
     if !(8..=512).contains(&o.size) {
         return Err(Error::invalid(format!("size {} is out of range: choose 8 to 512 pixels", o.size)));
     }
+    net.check_input_size([o.size, o.size], &o.layer)?;
     Ok(channels)
 }
 
