@@ -1,31 +1,32 @@
 // ConvLens page: a thin skin over the wasm core, which runs in ./worker.js. This file reads the
 // photo, weights and controls, asks the worker for pictures and numbers, and draws them. It adds no
-// math of its own. The URL hash (#model=…&view=…&layer=…&class=…&sample=…&backend=…) mirrors what
-// is shown, so a link reproduces the view.
+// math of its own, and no knowledge of any particular network: names, titles, layers, input sizes
+// and default layers all come from the engine (catalogue() and each model's description). The URL
+// hash (#model=…&view=…&layer=…&class=…&labels=…&sample=…&backend=…) mirrors what is shown, so a
+// link reproduces the view.
 
 const $ = (selector) => document.querySelector(selector);
 const $$ = (selector) => Array.from(document.querySelectorAll(selector));
 
 const VIEWS = ['gradcam', 'activations', 'filters'];
 const SAMPLES = ['cat', 'coffee', 'astronaut', 'rocket'];
-const MODEL_NAMES = {
-  'efficientnet-lite0': 'EfficientNet-Lite0',
-  vgg16: 'VGG16',
-  'small-convnet': 'the small convnet',
-};
 const MAX_PHOTO_SIDE = 1024;
-const WEIGHTS_EXTENSIONS = /\.(h5|hdf5|keras|pth|pt|safetensors|bin|ckpt)$/i;
-// Where the filter-pattern view starts for each model (any conv layer works).
-const FILTER_LAYER_DEFAULTS = { vgg16: 'block3_conv1', 'efficientnet-lite0': '_blocks.3', 'small-convnet': 'conv2d_2' };
+const MODEL_EXTENSIONS = /\.(keras|h5|hdf5|pth|pt|safetensors|bin|ckpt)$/i;
+// The model menu's entry for a model file the user brings (its value in the menu and the hash).
+const FILE_ENTRY = 'file';
+const FILE_ENTRY_TEXT = 'Your model (.keras, .h5, .pth, .safetensors)';
+// Class names longer than this (joined, one per line) stay out of the URL.
+const MAX_LABELS_IN_LINK = 300;
+// Names for the preprocessing an engine may report that the menu does not offer.
+const PREPROCESSING_NAMES = { centered127: '(x − 127) ÷ 128', raw: 'Raw pixels, 0–255', unit: '0 to 1 (÷ 255)', tf: '−1 to 1', torch: 'ImageNet mean and std', caffe: 'Caffe' };
 
 // ------------------------------------------------------------------------------------------------
 // The compute worker.
 
 class ComputeError extends Error {
-  constructor(message, { code, detected, fatal } = {}) {
+  constructor(message, { code, fatal } = {}) {
     super(message);
     this.code = code;
-    this.detected = detected;
     this.fatal = fatal;
   }
 }
@@ -37,6 +38,12 @@ const isQuiet = (err) => err && (err.code === 'superseded' || err.code === 'rest
 function messageOf(err) {
   const text = (err && err.message) || String(err);
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+// The message as one finished sentence.
+function sentence(err) {
+  const text = messageOf(err).replace(/\s+/g, ' ').trim();
+  return /[.!?…]$/.test(text) ? text : `${text}.`;
 }
 
 class Compute {
@@ -119,11 +126,17 @@ const state = {
   backend: null,
   engineReady: false,
   engineGen: 0,
-  selectedModel: 'efficientnet-lite0',
-  model: null, // the loaded model's description, from the wasm
-  weights: null, // how to load the current model again: {model, url, sha256, size} or {model, blob, name}
-  supplied: new Map(), // model name → the weights the user gave this session
+  catalogue: null, // the built-in networks, from the engine: [{name, title, bundled, …}]
+  selectedModel: null, // the model menu's entry: a catalogue name or FILE_ENTRY
+  model: null, // the loaded model's description, from the engine
+  source: null, // where the loaded model came from: {id, user, model?, url?, sha256?, size?, blob?, name?}
+  options: { preprocessing: null, labels: null }, // what the user chose for it
+  ownLabels: null, // the class names the loaded model came with
+  supplied: new Map(), // menu entry → {source, options, info}: the files the user gave this session
+  sourceCount: 0,
+  queuedLoad: null,
   modelGen: 0,
+  labelsGen: 0,
   loadGen: 0,
   photo: null, // {name, sample, width, height, canvas, rgba}
   photoGen: 0,
@@ -194,9 +207,28 @@ function setCanvasState(canvas, value) {
   if (download && value === 'idle') download.disabled = true;
 }
 
-function modelTitle(name) {
-  return state.manifest?.models?.[name]?.title || MODEL_NAMES[name] || name;
+function catalogueEntry(name) {
+  return state.catalogue?.find((m) => m.name === name) || null;
 }
+
+// A menu entry for people: a built-in's title from the engine, or "your model".
+function entryTitle(name) {
+  if (name === FILE_ENTRY) return 'your model';
+  return catalogueEntry(name)?.title || name;
+}
+
+// A loaded model for people.
+function modelTitle(info) {
+  return info.from_file ? `Your model: ${info.title}` : info.title;
+}
+
+// The menu entry a loaded model belongs to.
+function entryOf(info) {
+  return info.from_file ? FILE_ENTRY : info.model;
+}
+
+const hasMap = (layer) => layer.shape[1] * layer.shape[2] > 1;
+const sizeOf = (info) => `${info.input_height}×${info.input_width}`;
 
 // ------------------------------------------------------------------------------------------------
 // The URL hash.
@@ -213,12 +245,14 @@ function currentLayer() {
 
 function writeHash() {
   const params = new URLSearchParams();
-  params.set('model', state.selectedModel);
+  if (state.selectedModel) params.set('model', state.selectedModel);
   params.set('view', state.view);
   const layer = state.pendingHash?.layer || currentLayer();
   if (layer) params.set('layer', layer);
   const cls = state.pendingHash?.cls ?? state.gradcam.cls;
   if (cls >= 0) params.set('class', String(cls));
+  const labels = state.pendingHash?.labels || labelsForLink();
+  if (labels) params.set('labels', labels);
   if (state.photo?.sample) params.set('sample', state.photo.sample);
   if (state.backendPref !== 'auto') params.set('backend', state.backendPref);
   const hash = `#${params}`;
@@ -236,16 +270,16 @@ function applyHash(initial) {
   if (VIEWS.includes(h.view)) selectView(h.view, { quiet: true });
 
   const cls = h.class !== undefined && /^\d+$/.test(h.class) ? Number(h.class) : -1;
-  state.pendingHash = { view: state.view, layer: h.layer || null, cls };
+  const labels = h.labels && h.labels.trim() && h.labels.length <= MAX_LABELS_IN_LINK ? h.labels : null;
+  const model = h.model || null;
+  state.pendingHash = { view: state.view, layer: h.layer || null, cls, model, labels };
 
-  const model = MODEL_NAMES[h.model] ? h.model : null;
   if (!initial) {
     if (backendChanged) {
       startEngine();
       return;
     }
-    if (model && model !== state.selectedModel) {
-      $('#model-select').value = model;
+    if (model && isEntry(model) && model !== state.selectedModel) {
       chooseModel(model);
     } else {
       applyPendingHash();
@@ -253,18 +287,35 @@ function applyHash(initial) {
     if (SAMPLES.includes(h.sample) && h.sample !== state.photo?.sample) loadSample(h.sample);
     return;
   }
-  if (model) {
-    state.selectedModel = model;
-    $('#model-select').value = model;
-  }
+  // Checked against the catalogue once the engine has given it.
+  if (model) state.selectedModel = model;
   return SAMPLES.includes(h.sample) ? h.sample : 'cat';
 }
 
-// Layer and class from the URL, once the model that has them is loaded.
+// Whether `name` is an entry of the model menu.
+function isEntry(name) {
+  return name === FILE_ENTRY || Boolean(catalogueEntry(name));
+}
+
+// Whether a link's (or the menu's) entry is the model now loaded.
+function isLoaded(name) {
+  const info = state.model;
+  if (!info || !name) return false;
+  return name === FILE_ENTRY ? info.from_file : !info.from_file && info.model === name;
+}
+
+// Layer, class and class names from the URL, once the model that has them is loaded.
 function applyPendingHash() {
   const pending = state.pendingHash;
   if (!pending || !state.model) return;
+  // A link to another model than the one shown waits for it (until the user picks another).
+  if (pending.model && isEntry(pending.model) && !isLoaded(pending.model)) return;
   state.pendingHash = null;
+  if (pending.labels && pending.labels !== state.model.labels.join('\n')) {
+    applyLabels(pending.labels).catch((err) => {
+      if (!isQuiet(err)) setError('model', `the link's class names do not fit this model: ${err.message}`);
+    });
+  }
   if (pending.layer) {
     const target = { gradcam: '#cam-layer', activations: '#act-layer', filters: '#flt-layer' }[pending.view];
     const select = $(target);
@@ -276,7 +327,7 @@ function applyPendingHash() {
     }
   }
   if (pending.cls >= 0) {
-    if (pending.cls < state.model.labels.length) setCamClass(pending.cls, { quiet: true });
+    if (pending.cls < state.model.classes) setCamClass(pending.cls, { quiet: true });
     else setError('cam-class', `this model has no class ${pending.cls}`);
   }
   writeHash();
@@ -345,8 +396,9 @@ async function startEngine() {
   if (gen !== state.engineGen) return;
   let notice;
   let detail = '';
+  let created;
   try {
-    await compute.call('create', { backend: choice.backend });
+    created = await compute.call('create', { backend: choice.backend });
     notice =
       choice.backend === 'webgpu'
         ? `Computing on the GPU — ${choice.why === 'as chosen' ? 'WebGPU, as chosen' : choice.why}.`
@@ -359,7 +411,7 @@ async function startEngine() {
       return;
     }
     try {
-      await compute.call('create', { backend: 'cpu' });
+      created = await compute.call('create', { backend: 'cpu' });
     } catch (err2) {
       if (gen !== state.engineGen || isQuiet(err2)) return;
       showBackend('', 'The compute engine could not start.', messageOf(err2));
@@ -371,14 +423,17 @@ async function startEngine() {
   }
   if (gen !== state.engineGen) return;
   showBackend(state.backend, notice, detail);
+  await manifestReady;
+  if (gen !== state.engineGen) return;
+  useCatalogue(created.catalogue);
   state.engineReady = true;
   state.photoOnEngine = -1;
-  const queued = state.queuedWeights;
-  state.queuedWeights = null;
+  const queued = state.queuedLoad;
+  state.queuedLoad = null;
   if (queued) await loadModel(queued.source, queued.options);
   if (state.engineGen !== gen || state.modelEngineGen === gen) return;
-  if (state.weights) {
-    await loadModel(state.weights, { reload: true });
+  if (state.source) {
+    await loadModel(state.source, { options: state.options, reload: true, keepSelection: true });
   } else {
     await loadInitialModel();
   }
@@ -413,163 +468,409 @@ async function loadManifest() {
     state.manifest = await response.json();
   } catch (err) {
     state.manifest = { models: {} };
-    setError('model', `The list of models could not be read (${err.message}). You can still drop a weights file.`);
+    setError('model', `The list of weights files could not be read (${err.message}), so bundled weights load without a checksum.`);
   }
   return state.manifest;
 }
 
-// The way to load `name` without asking the user, or null.
-function knownWeights(name) {
-  const entry = state.manifest?.models?.[name];
-  if (entry && entry.url) {
-    return { model: name, url: new URL(entry.url, document.baseURI).href, sha256: entry.sha256, size: entry.bytes };
+// The built-in networks, as the engine lists them: the model menu, the credits.
+function useCatalogue(list) {
+  if (state.catalogue || !Array.isArray(list)) return;
+  state.catalogue = list;
+  if (!isEntry(state.selectedModel)) state.selectedModel = defaultModelName();
+  buildModelMenu();
+  describeSelectedModel();
+  buildCredits();
+}
+
+// Whether a built-in's weights come with the page (no file to ask for).
+function isBundled(name) {
+  return Boolean(state.manifest?.models?.[name]?.url || catalogueEntry(name)?.bundled);
+}
+
+function buildModelMenu() {
+  const select = $('#model-select');
+  const option = (value, text) => {
+    const o = document.createElement('option');
+    o.value = value;
+    o.textContent = text;
+    return o;
+  };
+  select.replaceChildren(
+    ...state.catalogue.map((m) => option(m.name, `${m.title} (${isBundled(m.name) ? 'included' : 'your weights'})`)),
+    option(FILE_ENTRY, fileEntryText()),
+  );
+  select.disabled = false;
+  select.value = state.selectedModel;
+}
+
+// The menu's text for the user's model: what it is, once one is loaded.
+function fileEntryText() {
+  const info = state.model?.from_file ? state.model : state.supplied.get(FILE_ENTRY)?.info;
+  return info ? `Your model: ${info.title}, ${sizeOf(info)}` : FILE_ENTRY_TEXT;
+}
+
+function updateFileEntry() {
+  const option = $(`#model-select option[value="${FILE_ENTRY}"]`);
+  if (option) option.textContent = fileEntryText();
+}
+
+// Model credits: each built-in's title (from the engine) and licence (from the manifest).
+function buildCredits() {
+  const list = $('#credits');
+  for (const old of $$('#credits li.model-credit')) old.remove();
+  const first = list.firstElementChild;
+  for (const m of state.catalogue) {
+    const licence = state.manifest?.models?.[m.name]?.licence;
+    if (!licence) continue;
+    const li = document.createElement('li');
+    li.className = 'model-credit';
+    const name = document.createElement('strong');
+    name.textContent = m.title;
+    li.append(name, `: ${licence.replace(/\.?$/, '.')}`);
+    list.insertBefore(li, first);
   }
-  return state.supplied.get(name) || null;
+}
+
+// How to load menu entry `name` without asking the user ({source, options}), or null.
+function knownWeights(name) {
+  if (!name) return null;
+  if (name !== FILE_ENTRY) {
+    const entry = state.manifest?.models?.[name];
+    const bundled = catalogueEntry(name)?.bundled;
+    if (entry?.url || bundled) {
+      const url = new URL(entry?.url || `weights/${bundled}`, document.baseURI).href;
+      return { source: { id: `url:${url}`, url, sha256: entry?.sha256, size: entry?.bytes, user: false }, options: {} };
+    }
+  }
+  const supplied = state.supplied.get(name);
+  return supplied ? { source: supplied.source, options: supplied.options } : null;
 }
 
 function defaultModelName() {
   const models = state.manifest?.models || {};
-  return Object.keys(models).find((m) => models[m].default && models[m].url) || 'efficientnet-lite0';
+  const names = (state.catalogue || []).map((m) => m.name);
+  return names.find((m) => models[m]?.default && isBundled(m)) || names.find(isBundled) || names[0] || FILE_ENTRY;
 }
 
 async function loadInitialModel() {
-  await manifestReady;
   describeSelectedModel();
   const wanted = knownWeights(state.selectedModel);
-  if (wanted) return loadModel(wanted);
-  // A link to a model whose weights the user must provide: ask, and show the default meanwhile.
+  if (wanted) return loadModel(wanted.source, { options: wanted.options });
+  // A link to a model whose file the user must give: ask, and show the default meanwhile.
   const fallback = knownWeights(defaultModelName());
-  if (fallback) await loadModel(fallback, { keepSelection: true });
+  if (fallback) await loadModel(fallback.source, { options: fallback.options, keepSelection: true });
 }
 
+// The note, file form and URL box for the menu's entry.
 function describeSelectedModel() {
   const name = state.selectedModel;
-  const entry = state.manifest?.models?.[name];
-  const needsFile = !(entry && entry.url);
+  if (!state.catalogue || !name) return;
+  const isFile = name === FILE_ENTRY;
+  const entry = isFile ? null : state.manifest?.models?.[name];
+  const needsFile = isFile || !isBundled(name);
+  $('#model-select').value = name;
   $('#weights-form').hidden = !needsFile;
-  const note = entry?.note || (needsFile ? 'Choose or drop a weights file for this model.' : '');
-  const licence = entry?.licence ? ` Licence: ${entry.licence}.` : '';
-  $('#model-note').textContent = `${note}${licence}`.trim();
-  const remembered = localStorage.getItem(`convlens.url.${name}`);
+  let note;
+  if (isFile) {
+    note =
+      state.pendingHash?.model === FILE_ENTRY && !state.model?.from_file
+        ? 'This link was made with a model file of its own: drop the same file here to see the view it shows.'
+        : 'A Keras 3 .keras file or a whole-model Keras .h5 (saved with model.save) opens with its own layers and input size. Weights for a built-in network open as that network.';
+  } else {
+    note = entry?.note || (needsFile ? `Choose or drop a weights file for ${entryTitle(name)}.` : '');
+  }
+  const licence = entry?.licence && !isFile ? ` Licence: ${entry.licence}.` : '';
+  $('#model-note').textContent = `${note}${licence}`.replace(/\.\./g, '.').trim();
+  $('#weights-input-label').textContent = isFile ? `Model file (.keras, .h5, .pth, .safetensors)` : `Weights for ${entryTitle(name)} (.h5, .pth, .safetensors)`;
+  $('#weights-url').placeholder = isFile ? 'https://…/model.keras' : 'https://…/weights.safetensors';
+  let remembered = null;
+  try {
+    remembered = localStorage.getItem(`convlens.url.${name}`);
+  } catch {
+    remembered = null;
+  }
   if (needsFile && remembered && !$('#weights-url').value) $('#weights-url').value = remembered;
 }
 
 function chooseModel(name) {
+  if (!isEntry(name)) return;
   state.selectedModel = name;
+  if (state.pendingHash?.model && state.pendingHash.model !== name) state.pendingHash = null;
   setError('model', '');
   describeSelectedModel();
   writeHash();
-  const weights = knownWeights(name);
-  if (weights) {
-    loadModel(weights);
-  } else if (state.model && state.model.model !== name) {
-    $('#model-status').textContent = `Still showing ${modelTitle(state.model.model)} until weights for ${modelTitle(name)} are loaded.`;
+  if (isLoaded(name)) {
+    showModelStatus();
+    return;
   }
+  const known = knownWeights(name);
+  if (known) loadModel(known.source, { options: known.options });
+  else showModelStatus();
 }
+
+const megabytes = (n) => (n < 1e6 ? `${Math.max(1, Math.round(n / 1e3))} kB` : `${(n / 1e6).toFixed(1)} MB`);
 
 function showModelProgress(p) {
   const wrap = $('#model-progress-wrap');
   const bar = $('#model-progress');
   const text = $('#model-progress-text');
   wrap.hidden = false;
-  if (p.phase === 'download') {
+  if ((p.phase === 'download' || p.phase === 'read') && p.loaded !== undefined) {
+    const verb = p.phase === 'download' ? 'Downloading' : 'Reading';
     if (p.total) {
       bar.max = p.total;
       bar.value = p.loaded;
-      text.textContent = `Downloading weights… ${(p.loaded / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB`;
+      text.textContent = `${verb} the file… ${megabytes(p.loaded)} of ${megabytes(p.total)}`;
     } else {
       bar.removeAttribute('value');
-      text.textContent = `Downloading weights… ${(p.loaded / 1e6).toFixed(1)} MB`;
+      text.textContent = `${verb} the file… ${megabytes(p.loaded)}`;
     }
     return;
   }
   bar.removeAttribute('value');
   text.textContent =
     {
-      cache: 'Reading weights from the browser cache…',
+      cache: 'Reading the weights from the browser cache…',
       verify: 'Checking the download (SHA-256)…',
-      read: 'Reading the weights file…',
-      detect: 'Recognising the model…',
-      load: 'Loading the network (large files take a while)…',
+      read: 'Reading the file…',
+      load: `Building the network${p.total ? ` from ${megabytes(p.total)}` : ''} (large files take a while)…`,
     }[p.phase] || 'Loading…';
 }
 
-// Loads weights into the engine. `strict`: refuse a file holding another model than the one
-// selected (with a button to use it anyway).
-async function loadModel(source, { strict = false, reload = false, keepSelection = false } = {}) {
+// What the model card says about the loaded model (and the menu's entry, when it differs).
+function showModelStatus(extra = '') {
+  const info = state.model;
+  const status = $('#model-status');
+  if (!info) {
+    status.textContent = '';
+    return;
+  }
+  const src = state.source || {};
+  const from = src.blob ? `, from ${src.name}` : src.user && src.url ? `, from ${new URL(src.url).pathname.split('/').pop() || src.url}` : '';
+  const proof = state.loadedProof || '';
+  let text = `${modelTitle(info)} — ${sizeOf(info)} input, ${info.classes} classes, ${info.layers.length} layers; ${info.origin}${from}${proof}.`;
+  if (extra) text += ` ${extra}`;
+  const selected = state.selectedModel;
+  if (selected && !isLoaded(selected)) {
+    const wanted = selected === FILE_ENTRY ? 'you load your model file' : `weights for ${entryTitle(selected)} are loaded`;
+    text += ` Showing it until ${wanted}.`;
+  }
+  status.textContent = text;
+}
+
+// Loads a model file into the engine: the bundled weights, a file or URL the user gave, or the
+// same bytes again with other options. On failure the engine keeps the model it had.
+async function loadModel(source, { options = {}, reload = false, keepSelection = false } = {}) {
   if (!state.engineReady) {
-    // The engine is (re)starting: it loads these weights once it is up.
-    state.queuedWeights = { source, options: { strict, keepSelection } };
+    // The engine is (re)starting: it loads this once it is up.
+    state.queuedLoad = { source, options: { options, keepSelection } };
     return;
   }
   const gen = ++state.loadGen;
   const engineGen = state.engineGen;
   setError('model', '');
-  showModelProgress({ phase: source.blob ? 'read' : 'cache' });
+  showModelProgress(source.blob ? { phase: 'read', loaded: 0, total: source.blob.size } : { phase: 'cache' });
   const t0 = performance.now();
+  const loadOptions = {};
+  if (source.model) loadOptions.model = source.model;
+  if (options.preprocessing) loadOptions.preprocessing = options.preprocessing;
+  if (options.labels) loadOptions.labels = options.labels;
   try {
-    const args = { model: source.model, url: source.url, sha256: source.sha256, size: source.size, blob: source.blob, strict };
-    const out = await compute.call('loadWeights', args, { slot: 'weights', onProgress: showModelProgress });
+    const args = {
+      sourceId: source.id,
+      keep: Boolean(source.user),
+      url: source.url,
+      sha256: source.sha256,
+      size: source.size,
+      blob: source.blob,
+      options: loadOptions,
+      fallback: Boolean(source.user && source.model),
+    };
+    const out = await compute.call('load', args, { slot: 'load', onProgress: showModelProgress });
     if (gen !== state.loadGen || engineGen !== state.engineGen) return;
     const info = out.info;
-    const previous = state.model?.model;
+    const previous = state.model;
+    const asked = source.model;
+    // Read again later (another preprocessing, a new engine) as what it turned out to be.
+    if (out.opened === 'recognised') delete source.model;
+    const sameSource = state.source?.id === source.id;
     state.model = info;
     state.modelEngineGen = engineGen;
-    state.weights = { ...source, model: info.model };
-    if (source.blob || (source.url && !source.sha256)) state.supplied.set(info.model, state.weights);
-    if (source.url && !source.sha256) localStorage.setItem(`convlens.url.${info.model}`, source.url);
+    state.source = source;
+    state.options = { preprocessing: options.preprocessing || null, labels: options.labels || null };
+    const entry = entryOf(info);
+    const earlier = state.supplied.get(entry);
+    if (!options.labels) state.ownLabels = info.labels;
+    else if (!sameSource) state.ownLabels = earlier?.source === source ? earlier.ownLabels : null;
+    if (source.user) state.supplied.set(entry, { source, options: state.options, info, ownLabels: state.ownLabels });
+    if (source.user && source.url) {
+      try {
+        localStorage.setItem(`convlens.url.${entry}`, source.url);
+      } catch {
+        // Only a convenience.
+      }
+    }
     state.modelGen++;
     state.rendered = {};
-    if (!keepSelection) {
-      state.selectedModel = info.model;
-      $('#model-select').value = info.model;
-      describeSelectedModel();
-    }
-    const proof = out.verified ? ', checksum verified' : source.blob ? `, from ${source.name}` : source.url ? ', not verified (no checksum known)' : '';
-    const from = out.cached ? ', from the browser cache' : '';
-    $('#model-status').textContent =
-      `${modelTitle(info.model)}: ${info.labels.length} classes, ${info.input_size}×${info.input_size} input, ` +
-      `${info.layers.length} layers${proof}${from}. Loaded in ${seconds(performance.now() - t0)}.`;
-    if (keepSelection && state.selectedModel !== info.model) {
-      $('#model-status').textContent += ` Showing it until weights for ${modelTitle(state.selectedModel)} are loaded.`;
-    }
-    if (!reload || previous !== info.model) rebuildModelControls(previous === info.model);
+    if (!keepSelection || isLoaded(state.selectedModel)) state.selectedModel = entry;
+    updateFileEntry();
+    describeSelectedModel();
+    state.loadedProof = out.verified ? ', checksum verified' : out.cached ? ', from the browser cache' : source.url && !source.sha256 && !source.user ? ', not verified (no checksum known)' : '';
+    const recognised = out.opened === 'recognised' ? `The file does not hold ${entryTitle(asked)}, so it was opened as what it holds.` : '';
+    showModelStatus(`${recognised} Loaded in ${seconds(performance.now() - t0)}.`.trim());
+    const same = sameLayers(previous, info);
+    if (!(reload && same)) rebuildModelControls(same);
+    else updateModelOptions();
     applyPendingHash();
     writeHash();
     refresh();
   } catch (err) {
     if (isQuiet(err) || gen !== state.loadGen) return;
     handleFatal(err);
-    const box = $('#model-error');
-    if (err.code === 'wrong-model' && err.detected) {
-      box.textContent = `This file holds weights for ${modelTitle(err.detected)}, not ${modelTitle(source.model)}. `;
-      const use = document.createElement('button');
-      use.type = 'button';
-      use.className = 'quiet';
-      use.textContent = `Use it as ${modelTitle(err.detected)}`;
-      use.addEventListener('click', () => loadModel({ ...source, model: err.detected }));
-      box.append(use);
-      box.hidden = false;
-    } else {
-      setError('model', reload ? `Could not reload the weights: ${err.message}` : err);
-    }
+    show($('#model-error'), sentence(reload ? `could not read the model again: ${err.message}` : err));
+    updateModelOptions(); // a refused preprocessing goes back to the model's
   } finally {
     if (gen === state.loadGen) $('#model-progress-wrap').hidden = true;
   }
 }
 
-function loadWeightsFile(file, { strict }) {
-  if (!file) return;
-  const model = $('#model-select').value;
-  loadModel({ model, blob: file, name: file.name }, { strict });
+// Whether two descriptions have the same layers (so the chosen layers and class still apply).
+function sameLayers(a, b) {
+  if (!a || !b || a.layers.length !== b.layers.length || a.classes !== b.classes) return false;
+  return a.layers.every((l, i) => l.name === b.layers[i].name && l.shape.join() === b.layers[i].shape.join());
 }
 
-// Layer pickers, class list and defaults for the loaded model (keeping the choices when the new
-// weights are for the same network).
+// A model file the user gave (picked, dropped, or by URL). It is read as the menu's built-in when
+// that one has no weights of its own; otherwise the engine recognises it by its content.
+function loadUserFile({ file, url }) {
+  if (!file && !url) return;
+  const selected = state.selectedModel;
+  const asModel = selected && selected !== FILE_ENTRY && catalogueEntry(selected) && !isBundled(selected) ? selected : undefined;
+  const id = `user:${++state.sourceCount}`;
+  const source = file ? { id, user: true, model: asModel, blob: file, name: file.name || 'the dropped file' } : { id, user: true, model: asModel, url };
+  loadModel(source, { options: {} });
+}
+
+// Reads the same file again with another preprocessing.
+function changePreprocessing(value) {
+  if (!state.source || !state.model || value === state.model.preprocessing) return;
+  loadModel(state.source, { options: { ...state.options, preprocessing: value }, keepSelection: true });
+}
+
+// The preprocessing menu and the class-name summary for the loaded model.
+function updateModelOptions() {
+  const info = state.model;
+  $('#model-options').hidden = !info;
+  if (!info) return;
+  const select = $('#prep-select');
+  const canChoose = info.from_file || Boolean(state.source?.user);
+  $('#prep-field').hidden = !canChoose;
+  for (const o of $$('#prep-select option.extra')) if (o.value !== info.preprocessing) o.remove();
+  if (![...select.options].some((o) => o.value === info.preprocessing)) {
+    const o = document.createElement('option');
+    o.value = info.preprocessing;
+    o.className = 'extra';
+    o.textContent = `${PREPROCESSING_NAMES[info.preprocessing] || info.preprocessing} (the file's own)`;
+    select.append(o);
+  }
+  select.value = info.preprocessing;
+  const n = info.classes;
+  const shown = info.labels.slice(0, 3).join(', ');
+  $('#labels-summary').textContent = `${n} class${n === 1 ? '' : 'es'}: ${shown}${n > 3 ? ', …' : ''}${state.options.labels ? ' (yours)' : ''}`;
+  $('#labels-summary').title = info.labels.slice(0, 40).join('\n') + (n > 40 ? '\n…' : '');
+  const joined = state.options.labels?.join('\n') || '';
+  const note = $('#labels-note');
+  note.textContent = joined.length > MAX_LABELS_IN_LINK ? `Your class names are too long to keep in a link (${joined.length} characters; at most ${MAX_LABELS_IN_LINK}): a shared link shows the model's own names.` : '';
+  note.hidden = !note.textContent;
+}
+
+// The user's class names as they go in a link, when short enough.
+function labelsForLink() {
+  const joined = state.options.labels?.join('\n');
+  return joined && joined.length <= MAX_LABELS_IN_LINK ? joined : null;
+}
+
+// Replaces the class names (one per line; `null`: the model's own). Rejects with a message.
+async function applyLabels(text) {
+  const info = state.model;
+  if (!info || !state.engineReady) throw new Error('the model is not loaded yet');
+  const own = text === null;
+  if (own && !state.ownLabels) {
+    // The model's own names are not known here: read the file again without the user's.
+    await loadModel(state.source, { options: { ...state.options, labels: null }, keepSelection: true });
+    return;
+  }
+  const names = own ? state.ownLabels : text.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (names.length !== info.classes) {
+    throw new Error(`give exactly ${info.classes} class names, one per line, in the order of the model's outputs (there are ${names.length})`);
+  }
+  const modelGen = state.modelGen;
+  const description = await compute.call('setLabels', { text: names.join('\n') }, { slot: 'labels' });
+  if (modelGen !== state.modelGen) return;
+  state.model = description;
+  state.options = { ...state.options, labels: own ? null : names };
+  const supplied = state.supplied.get(entryOf(description));
+  if (supplied && supplied.source === state.source) supplied.options = state.options;
+  if (supplied && supplied.source === state.source) supplied.info = description;
+  state.labelsGen++;
+  fillClassList();
+  if (state.gradcam.cls >= 0) setCamClass(state.gradcam.cls, { quiet: true });
+  updateModelOptions();
+  writeHash();
+  refresh();
+}
+
+// The class-names dialog.
+function openLabelsDialog() {
+  const info = state.model;
+  if (!info) return;
+  const dialog = $('#labels-dialog');
+  $('#labels-text').value = info.labels.join('\n');
+  $('#labels-hint').textContent = `One name per line, in the order of the model's outputs: ${info.classes} names for ${modelTitle(info)}.`;
+  show($('#labels-error'), '');
+  $('#labels-reset').disabled = !state.options.labels;
+  countLabels();
+  if (typeof dialog.showModal === 'function') dialog.showModal();
+  else dialog.setAttribute('open', '');
+  const text = $('#labels-text');
+  text.focus();
+  text.setSelectionRange(0, 0);
+  text.scrollTop = 0;
+}
+
+function closeLabelsDialog() {
+  const dialog = $('#labels-dialog');
+  if (typeof dialog.close === 'function') dialog.close();
+  else dialog.removeAttribute('open');
+}
+
+function countLabels() {
+  const n = $('#labels-text').value.split('\n').filter((l) => l.trim()).length;
+  const want = state.model?.classes ?? 0;
+  $('#labels-count').textContent = `${n} of ${want} name${want === 1 ? '' : 's'}${n === want ? '.' : n > want ? ': too many.' : '.'}`;
+}
+
+async function submitLabels(text) {
+  show($('#labels-error'), '');
+  $('#labels-apply').disabled = true;
+  try {
+    await applyLabels(text);
+    closeLabelsDialog();
+  } catch (err) {
+    if (!isQuiet(err)) show($('#labels-error'), sentence(err));
+  } finally {
+    $('#labels-apply').disabled = false;
+  }
+}
+
+// Layer pickers, class list and defaults for the loaded model, all from its description (keeping
+// the choices when the new model has the same layers). Grad-CAM and activations: every layer with
+// a spatial map; filter patterns: the conv layers with one (and the model's default for it).
 function rebuildModelControls(sameModel = false) {
   const info = state.model;
-  const spatial = info.layers.filter((l) => l.kind !== 'dense' && l.shape[1] * l.shape[2] > 1);
-  const optimizable = spatial.filter((l) => l.kind === 'conv' || l.kind === 'block');
+  const mapped = info.layers.filter(hasMap);
+  const convs = mapped.filter((l) => l.kind === 'conv' || l.name === info.default_filter_layer);
   const fill = (select, layers, fallback) => {
     const preferred = sameModel && layers.some((l) => l.name === select.value) ? select.value : fallback;
     select.replaceChildren(
@@ -582,22 +883,22 @@ function rebuildModelControls(sameModel = false) {
     );
     if (layers.some((l) => l.name === preferred)) select.value = preferred;
   };
-  fill($('#cam-layer'), spatial, info.default_cam_layer);
-  fill($('#act-layer'), spatial, spatial[0]?.name);
-  fill($('#flt-layer'), optimizable, FILTER_LAYER_DEFAULTS[info.model] || optimizable[0]?.name);
+  fill($('#cam-layer'), mapped, info.default_cam_layer);
+  fill($('#act-layer'), mapped, (mapped.find((l) => l.kind === 'conv') || mapped[0])?.name);
+  fill($('#flt-layer'), convs, info.default_filter_layer);
+  fillClassList();
+  updateModelOptions();
+  const n = info.classes;
+  $('#pred-hint').textContent = `${n <= 5 ? (n === 2 ? 'Both classes' : `All ${n} classes`) : 'The five most likely classes'}. Choose one to see its evidence with Grad-CAM.`;
 
-  $('#class-list').replaceChildren(
-    ...info.labels.map((label, i) => {
-      const option = document.createElement('option');
-      option.value = `${label} (${i})`;
-      return option;
-    }),
-  );
   if (!sameModel) {
     state.gradcam.cls = -1;
     $('#cam-class').value = '';
     state.act.channel = 0;
     $('#act-channel').value = '0';
+    $('#predictions').replaceChildren();
+    $('#predictions').dataset.state = 'idle';
+    setStatus('predict', '');
   }
   for (const id of ['gradcam-canvas', 'activations-canvas', 'channel-canvas', 'filters-canvas']) {
     const canvas = document.getElementById(id);
@@ -607,10 +908,22 @@ function rebuildModelControls(sameModel = false) {
   }
   $('#sparsity-chart').replaceChildren();
   for (const id of ['gradcam-caption', 'activations-caption', 'channel-caption', 'filters-caption']) $(`#${id}`).textContent = '';
-  for (const name of ['gradcam', 'activations', 'filters', 'stats', 'cam-class']) setError(name, '');
+  for (const name of ['gradcam', 'activations', 'filters', 'stats', 'cam-class', 'predict']) setError(name, '');
   setStatus('filters', 'Choose a layer and press Start.');
   $('#flt-progress').value = 0;
   readControls();
+  if (sameModel && state.gradcam.cls >= 0) setCamClass(state.gradcam.cls, { quiet: true });
+}
+
+// The class box's suggestions: "name (index)".
+function fillClassList() {
+  $('#class-list').replaceChildren(
+    ...state.model.labels.map((label, i) => {
+      const option = document.createElement('option');
+      option.value = `${label} (${i})`;
+      return option;
+    }),
+  );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -685,10 +998,10 @@ async function loadSample(sample) {
 // A file from the picker, a drop or the clipboard: a photo, or a weights file dropped in the wrong place.
 function takeFile(file) {
   if (!file) return;
-  if (WEIGHTS_EXTENSIONS.test(file.name) && !file.type.startsWith('image/')) {
+  if (MODEL_EXTENSIONS.test(file.name) && !file.type.startsWith('image/')) {
     setError('photo', '');
     $('#model-card').scrollIntoView({ behavior: 'smooth', block: 'nearest' });
-    loadModel({ model: state.selectedModel, blob: file, name: file.name });
+    loadUserFile({ file });
     return;
   }
   usePhoto(file, { name: file.name || 'pasted image' });
@@ -702,8 +1015,8 @@ function keys() {
   const g = state.gradcam;
   const a = state.act;
   return {
-    predict: base,
-    gradcam: `${base}|${g.layer}|${g.cls}|${g.method}|${g.colormap}`,
+    predict: `${base}|${state.labelsGen}`,
+    gradcam: `${base}|${state.labelsGen}|${g.layer}|${g.cls}|${g.method}|${g.colormap}`,
     activations: `${base}|${a.layer}|${a.colormap}`,
     channel: `${base}|${a.layer}|${a.channel}|${a.colormap}`,
     stats: base,
@@ -760,8 +1073,10 @@ function updatePredictions() {
       if (!current()) return;
       list.replaceChildren(...rows.map(predictionRow));
       list.dataset.photo = state.photo.name;
+      list.dataset.model = state.model.model;
+      list.dataset.fromFile = String(state.model.from_file);
       list.dataset.state = 'ready';
-      setStatus('predict', `${state.photo.name}, ${modelTitle(state.model.model)}, ${seconds(performance.now() - t0)}`);
+      setStatus('predict', `${state.photo.name}, ${modelTitle(state.model)}, ${seconds(performance.now() - t0)}`);
     } catch (err) {
       if (isQuiet(err) || !current()) return;
       handleFatal(err);
@@ -859,6 +1174,8 @@ function updateGradcam() {
       drawGradcam();
       const { info } = out;
       canvas.dataset.photo = state.photo.name;
+      canvas.dataset.model = state.model.model;
+      canvas.dataset.fromFile = String(state.model.from_file);
       canvas.dataset.class = String(info.class);
       canvas.dataset.method = g.method;
       canvas.setAttribute('aria-label', `Grad-CAM heatmap for “${info.label}” over the photo`);
@@ -947,6 +1264,8 @@ function updateActivations() {
       }
       drawActivationGrid();
       canvas.dataset.photo = state.photo.name;
+      canvas.dataset.model = state.model.model;
+      canvas.dataset.fromFile = String(state.model.from_file);
       canvas.setAttribute('aria-label', `The ${c} channels of ${info.layer}, tiled`);
       const s = info.stats;
       $('#activations-caption').textContent =
@@ -1279,8 +1598,8 @@ function wire() {
     e.preventDefault();
     const file = e.dataTransfer.files[0];
     if (!file) return;
-    // Weights dropped on the model card go to the model; anything else is taken as a photo.
-    if (modelCard.contains(e.target)) loadWeightsFile(file, { strict: true });
+    // A file dropped on the model card is a model; elsewhere a photo, unless its name says model.
+    if (modelCard.contains(e.target)) loadUserFile({ file });
     else takeFile(file);
   });
   document.addEventListener('paste', (e) => {
@@ -1305,9 +1624,18 @@ function wire() {
   });
   $('#model-select').addEventListener('change', (e) => chooseModel(e.target.value));
   $('#weights-input').addEventListener('change', (e) => {
-    loadWeightsFile(e.target.files[0], { strict: true });
+    loadUserFile({ file: e.target.files[0] });
     e.target.value = '';
   });
+  $('#prep-select').addEventListener('change', (e) => changePreprocessing(e.target.value));
+  $('#labels-open').addEventListener('click', openLabelsDialog);
+  $('#labels-text').addEventListener('input', countLabels);
+  $('#labels-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    submitLabels($('#labels-text').value);
+  });
+  $('#labels-reset').addEventListener('click', () => submitLabels(null));
+  $('#labels-cancel').addEventListener('click', closeLabelsDialog);
   $('#weights-url-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const text = $('#weights-url').value.trim();
@@ -1316,10 +1644,10 @@ function wire() {
       url = new URL(text, document.baseURI);
       if (!/^https?:$/.test(url.protocol)) throw new Error();
     } catch {
-      setError('model', 'enter a web address (http:// or https://) of a weights file');
+      setError('model', 'Enter the web address (http:// or https://) of a model or weights file.');
       return;
     }
-    loadModel({ model: state.selectedModel, url: url.href }, { strict: true });
+    loadUserFile({ url: url.href });
   });
 
   // Views.
@@ -1393,7 +1721,6 @@ function boot() {
   readControls();
   const sample = applyHash(true);
   manifestReady = loadManifest();
-  manifestReady.then(describeSelectedModel);
   loadSample(sample);
   startEngine().catch((err) => showBackend('', `The compute engine could not start. ${messageOf(err)}`));
 }

@@ -1,19 +1,23 @@
 // The ConvLens compute worker: owns the wasm Engine so the page never blocks. It also fetches,
-// verifies (sha256) and caches weights files, so their bytes never cross to the page.
+// verifies (sha256) and caches weights files, reads model files the user gives, and keeps the
+// bytes of the model loaded from the user's file, so reading it again with other options (say,
+// another preprocessing) needs no new read.
 //
 // Protocol. The page posts {id, op, args, slot?}; the worker answers {id, ok: true, result} or
-// {id, ok: false, error, code?, detected?, fatal?}, and may stream {id, progress} before that.
+// {id, ok: false, error, code?, fatal?}, and may stream {id, progress} before that.
 // Requests run one at a time, in order. A queued request is dropped (answered with code
 // 'superseded') when a newer one with the same `slot` arrives: only the latest Grad-CAM, say,
 // is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop.
 
-import init, { Engine, detectModel } from './pkg/convlens.js';
+import init, { Engine, catalogue } from './pkg/convlens.js';
 
 const CACHE_NAME = 'convlens-weights-v1';
 
 let wasmReady = null;
 let engine = null;
 let cancelRequested = false;
+// The bytes of the loaded model's file, when the page asked to keep them: {sourceId, bytes, source}.
+let kept = null;
 const queue = [];
 let running = false;
 
@@ -80,6 +84,31 @@ async function readWithProgress(response, total, onProgress) {
   return bytes;
 }
 
+// The bytes of a file the user gave, read in chunks with progress.
+async function readBlob(blob, report) {
+  const total = blob.size;
+  report({ phase: 'read', loaded: 0, total });
+  if (!blob.stream) return new Uint8Array(await blob.arrayBuffer());
+  const bytes = new Uint8Array(total);
+  const reader = blob.stream().getReader();
+  let loaded = 0;
+  let lastReport = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loaded + value.length > total) throw new Error('the file changed while it was being read');
+    bytes.set(value, loaded);
+    loaded += value.length;
+    const now = performance.now();
+    if (now - lastReport > 80) {
+      lastReport = now;
+      report({ phase: 'read', loaded, total });
+    }
+  }
+  report({ phase: 'read', loaded, total });
+  return loaded === total ? bytes : bytes.slice(0, loaded);
+}
+
 // The bytes of a weights file at `url`: from the cache when present (and still matching
 // `sha256`), else downloaded with progress, checked, and cached.
 async function weightsFromUrl({ url, sha256, size }, report) {
@@ -127,41 +156,54 @@ const ops = {
   async create({ backend }) {
     wasmReady ??= init();
     await wasmReady;
+    engine = null;
     engine = await Engine.create(backend);
-    return { backend: engine.backend };
+    return { backend: engine.backend, catalogue: JSON.parse(catalogue()) };
   },
 
-  // {model, url?, sha256?, size?, blob?, strict?}. With `strict`, a file that holds another
-  // model is refused with code 'wrong-model' and the detected model.
-  async loadWeights({ model, url, sha256, size, blob, strict }, report) {
+  // Opens a model file: {sourceId, keep?, url?, sha256?, size?, blob?, options?, fallback?}.
+  // `options` go to Engine.load as they are ({model?, preprocessing?, labels?, ...}). The bytes
+  // come from `blob`, from `url` (cached, verified), or, when `sourceId` names the kept file, from
+  // memory. With `fallback`, a file that cannot be read as `options.model` is tried once more
+  // without it (the file may hold another network that is recognised on its own). On failure the
+  // engine keeps its previous model (and this worker the previous bytes).
+  async load({ sourceId, keep, url, sha256, size, blob, options = {}, fallback }, report) {
     const e = needEngine();
     let bytes;
     let source = {};
-    if (blob) {
-      report({ phase: 'read' });
-      bytes = new Uint8Array(await blob.arrayBuffer());
-    } else {
+    if (kept && sourceId !== undefined && kept.sourceId === sourceId) {
+      ({ bytes, source } = kept);
+    } else if (blob) {
+      bytes = await readBlob(blob, report);
+    } else if (url) {
       const got = await weightsFromUrl({ url, sha256, size }, report);
       bytes = got.bytes;
       source = { cached: got.cached, verified: got.verified };
+    } else {
+      throw new Error('there is no file to read the model from');
     }
-    report({ phase: 'detect' });
-    let detected;
+    report({ phase: 'load', total: bytes.length });
+    let description;
+    let opened = 'as-asked';
     try {
-      detected = detectModel(bytes);
+      description = await e.load(bytes, JSON.stringify(options));
     } catch (err) {
-      throw Object.assign(new Error(err.message), { code: 'unknown-model' });
+      if (!fallback || !options.model || err instanceof WebAssembly.RuntimeError) throw err;
+      const { model: _asked, ...rest } = options;
+      try {
+        description = await e.load(bytes, JSON.stringify(rest));
+        opened = 'recognised';
+      } catch (again) {
+        if (again instanceof WebAssembly.RuntimeError) throw again;
+        throw err; // the first message says what was wrong with the file as the model asked for
+      }
     }
-    if (strict && detected !== model) {
-      throw Object.assign(new Error(`this file holds weights for ${detected}, not ${model}`), { code: 'wrong-model', detected });
-    }
-    report({ phase: 'load' });
-    const info = JSON.parse(e.loadWeights(bytes, detected));
-    return { info, ...source };
+    kept = keep ? { sourceId, bytes, source } : null;
+    return { info: JSON.parse(description), opened, bytes: bytes.length, ...source };
   },
 
-  async detect({ blob }) {
-    return detectModel(new Uint8Array(await blob.arrayBuffer()));
+  async setLabels({ text }) {
+    return JSON.parse(await needEngine().setLabels(text));
   },
 
   async setPhoto({ rgba, width, height }) {
@@ -219,7 +261,7 @@ async function run(job) {
     const message = (err && err.message) || String(err);
     // A trap in the wasm (a Rust panic) leaves the instance unusable: the page starts a new worker.
     const fatal = err instanceof WebAssembly.RuntimeError;
-    post({ id, ok: false, error: message, code: err && err.code, detected: err && err.detected, fatal });
+    post({ id, ok: false, error: message, code: err && err.code, fatal });
   }
 }
 

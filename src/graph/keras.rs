@@ -20,11 +20,9 @@ use crate::formats::layout::{depthwise_to_oihw, hwio_to_oihw};
 use crate::formats::raw::RawTensor;
 
 /// The layer classes ConvLens runs (for error messages).
-pub const SUPPORTED: &str = "InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D, BatchNormalization, Dense, Flatten, \
-Dropout, SpatialDropout2D, Activation, ReLU, LeakyReLU, ELU, Softmax, MaxPooling2D, AveragePooling2D, \
-GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D, Cropping2D, Add, Subtract, Multiply, Average, Maximum, \
-Minimum, Concatenate, Reshape, Rescaling, Normalization, Identity, the Random* augmentation layers, and nested \
-Sequential / Functional models";
+pub const SUPPORTED: &str = "Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, BatchNormalization, Rescaling, Normalization, \
+Flatten, Reshape, pooling, padding, cropping, merging (Add to Concatenate), activation, dropout and Random* augmentation \
+layers, and nested models";
 
 /// Layers that compute nothing at inference.
 const IDENTITY_AT_INFERENCE: [&str; 17] = [

@@ -6,6 +6,8 @@
 // Serves DIST_DIR with tools/serve.mjs on a free port and drives Debian's Chromium with
 // playwright-core, once on WebGPU (SwiftShader here: slow, so sizes stay small) and once with WebGPU
 // removed (the CPU fallback). Fails on any console.error, page error or unhandled rejection.
+// Besides the bundled EfficientNet-Lite0 it drops a Keras 3 model of its own
+// (tests/fixtures/keras/seq_aug_128.keras) and files the engine cannot use.
 // Screenshots go to tests/e2e/screenshots/. Prints the time of each step per backend.
 
 import { spawn } from 'node:child_process';
@@ -21,6 +23,9 @@ const shots = path.join(here, 'screenshots');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = Number(process.env.E2E_TIMEOUT_MS || 300_000);
 const CAT_CLASSES = [281, 282, 283, 284, 285];
+const KERAS_DIR = path.join(repo, 'tests/fixtures/keras');
+const KERAS_MODEL = path.join(KERAS_DIR, 'seq_aug_128.keras');
+const KERAS_BAD = path.join(KERAS_DIR, 'bad_unsupported_layer.keras');
 
 function fail(message) {
   console.error(`e2e: ${message}`);
@@ -136,6 +141,240 @@ async function dropSample(page, file) {
     zone.dispatchEvent(new DragEvent('dragover', { bubbles: true, cancelable: true, dataTransfer: transfer }));
     zone.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: transfer }));
   }, file);
+}
+
+// Simulates dropping a file from this machine (bytes read here) on the element `target`.
+async function dropFile(page, file, { name = path.basename(file), type = 'application/octet-stream', target = '[data-testid="dropzone"]' } = {}) {
+  assert(existsSync(file), `${file} is missing`);
+  const data = readFileSync(file).toString('base64');
+  await dropBytes(page, { name, data, type, target });
+}
+
+async function dropBytes(page, { name, data, type, target }) {
+  await page.evaluate(
+    ({ name, data, type, target }) => {
+      const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], name, { type }));
+      const el = document.querySelector(target);
+      el.dispatchEvent(new DragEvent('dragover', { bubbles: true, cancelable: true, dataTransfer: transfer }));
+      el.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: transfer }));
+    },
+    { name, data, type, target },
+  );
+}
+
+// Mean |overlay − photo| (0–255) over the whole Grad-CAM canvas, against the sample photo.
+async function overlayDiff(page, photo) {
+  return page.evaluate(async (name) => {
+    const canvas = document.querySelector('[data-testid="gradcam-canvas"]');
+    const bitmap = await createImageBitmap(await (await fetch(`./samples/${name}`)).blob());
+    const ref = new OffscreenCanvas(canvas.width, canvas.height);
+    ref.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const a = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const b = ref.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let sum = 0;
+    for (let i = 0; i < a.length; i += 4) sum += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+    return sum / (a.length / 4) / 3;
+  }, photo);
+}
+
+// The model error box's message, once it shows one other than `previous`.
+async function modelError(page, previous = '') {
+  await page.waitForFunction(
+    (prev) => {
+      const box = document.querySelector('[data-testid="model-error"]');
+      return !box.hidden && box.textContent.trim() && box.textContent.trim() !== prev;
+    },
+    previous,
+    { timeout: WAIT },
+  );
+  return (await page.textContent('[data-testid="model-error"]')).trim();
+}
+
+// One sentence: a capital, one final stop, no second sentence, one line.
+function assertOneSentence(message) {
+  assert(/^[A-Z"“'‘(]/.test(message), `the message does not start a sentence: “${message}”`);
+  assert(/[.!?]$/.test(message), `the message does not end a sentence: “${message}”`);
+  assert(!/\n/.test(message), `the message runs over several lines: “${message}”`);
+  assert(!/[.!?]\s+["“‘(]?[A-Z]/.test(message), `the message has more than one sentence: “${message}”`);
+  assert(message.length < 400, `the message is ${message.length} characters long`);
+}
+
+const engineStarts = (page) => page.evaluate(() => document.documentElement.dataset.engineStarts);
+
+// The user's Keras model, dropped on the page (not on the model card): every view works on it.
+// Leaves the page showing it, on the Grad-CAM view.
+async function checkKerasModel(page, photo) {
+  const reference = JSON.parse(readFileSync(KERAS_MODEL.replace(/\.keras$/, '.json'), 'utf8'));
+  const [inH, inW] = reference.input_hw;
+  const convs = reference.layers.filter((l) => /Conv2D$/.test(l.class_name) && l.shape[1] * l.shape[2] > 1).map((l) => l.name);
+  const camLayer = reference.gradcam[0].layer;
+
+  await step('a Keras model dropped on the page opens as “Your model”', async () => {
+    const t0 = Date.now();
+    await dropFile(page, KERAS_MODEL, { target: '[data-testid="dropzone"]' });
+    await page.waitForFunction(() => /^Your model/.test(document.querySelector('[data-testid="model-status"]').textContent), null, { timeout: WAIT });
+    time('drop .keras → model loaded', Date.now() - t0);
+    const status = (await page.textContent('[data-testid="model-status"]')).replace(/\s+/g, ' ').trim();
+    console.log(`      status: ${status}`);
+    assert(status.includes(`${inH}×${inW} input`) && status.includes('2 classes') && /Keras/.test(status), `the status does not describe the model: “${status}”`);
+    const menu = await page.$eval('[data-testid="model-select"]', (s) => ({ value: s.value, text: s.selectedOptions[0]?.textContent }));
+    assert(/^Your model: /.test(menu.text) && menu.text.includes(`${inH}×${inW}`), `the model menu shows “${menu.text}”`);
+    assert(await page.$eval('[data-testid="model-error"]', (e) => e.hidden), 'a model error is shown');
+    await page.waitForSelector(`[data-testid="predictions"][data-state="ready"][data-from-file="true"][data-photo="${photo}"]`, { timeout: WAIT });
+    time('→ first prediction', Date.now() - t0);
+    const rows = await page.$$eval('[data-testid="prediction"]', (lis) => lis.map((li) => ({ index: Number(li.dataset.index), prob: Number(li.dataset.prob), label: li.querySelector('.label').textContent })));
+    console.log(`      predictions: ${rows.map((r) => `${r.label} ${(r.prob * 100).toFixed(1)}%`).join(', ')}`);
+    assert(rows.length === 2, `${rows.length} predictions for a 2-class model`);
+    const total = rows.reduce((a, r) => a + r.prob, 0);
+    assert(Math.abs(total - 1) < 1e-3, `the two probabilities add up to ${total}`);
+    assert(await page.isVisible('[data-testid="preprocessing-select"]'), 'no preprocessing choice for a model from a file');
+    assert((await page.$eval('[data-testid="preprocessing-select"]', (s) => s.value)) === 'raw', 'a Keras file is not read with raw pixels by default');
+  });
+
+  await step('Grad-CAM on the Keras model: default layer, a heatmap, any class', async () => {
+    await page.click('[role="tab"][data-view="gradcam"]');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-from-file="true"]', { timeout: WAIT });
+    const layer = await page.$eval('[data-testid="gradcam-layer"]', (s) => s.value);
+    assert(layer === camLayer, `Grad-CAM starts at ${layer}, not the last map ${camLayer}`);
+    const caption = await page.textContent('#gradcam-caption');
+    console.log(`      ${caption.trim()}`);
+    const [, mh, mw] = reference.layers.find((l) => l.name === camLayer).shape;
+    assert(caption.includes(`${mh}×${mw} map`), `the caption does not give the ${mh}×${mw} map: “${caption}”`);
+    const diff = await overlayDiff(page, photo);
+    console.log(`      mean |overlay − photo|: ${diff.toFixed(1)} / 255`);
+    assert(diff > 8, `the overlay barely differs from the photo (${diff.toFixed(2)})`);
+    const other = await page.$eval('[data-testid="prediction"]:nth-child(2)', (li) => Number(li.dataset.index));
+    const t0 = Date.now();
+    await page.click('[data-testid="prediction"]:nth-child(2) button');
+    await page.waitForSelector(`[data-testid="gradcam-canvas"][data-state="ready"][data-from-file="true"][data-class="${other}"]`, { timeout: WAIT });
+    time('Keras Grad-CAM', Date.now() - t0);
+    await page.selectOption('[data-testid="gradcam-layer"]', convs[1]);
+    await page.waitForFunction((l) => document.querySelector('#gradcam-caption').textContent.includes(`layer ${l} `), convs[1], { timeout: WAIT });
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"]', { timeout: WAIT });
+    await shot(page, 'keras-gradcam');
+    await page.selectOption('[data-testid="gradcam-layer"]', camLayer);
+  });
+
+  await step('activations of every layer with a map; filter patterns of a conv layer', async () => {
+    await page.click('[role="tab"][data-view="activations"]');
+    await page.waitForSelector('[data-testid="activations-canvas"][data-state="ready"][data-from-file="true"]', { timeout: WAIT });
+    const layers = await page.$$eval('[data-testid="activations-layer"] option', (os) => os.map((o) => o.value));
+    console.log(`      ${layers.length} layers with a map: ${layers.join(', ')}`);
+    for (const conv of convs) assert(layers.includes(conv), `the activations view does not list the conv layer ${conv}`);
+    const t0 = Date.now();
+    for (const layer of layers) {
+      await page.selectOption('[data-testid="activations-layer"]', layer);
+      await page.waitForFunction((l) => {
+        const canvas = document.querySelector('[data-testid="activations-canvas"]');
+        return canvas.dataset.state === 'ready' && document.querySelector('#activations-caption').textContent.startsWith(`${l}:`);
+      }, layer, { timeout: WAIT });
+      const stats = await canvasStats(page, 'activations-canvas');
+      assert(stats.width > 0, `the activations of ${layer} are empty`);
+    }
+    time(`Keras activations (${layers.length} layers)`, Date.now() - t0);
+    await page.selectOption('[data-testid="activations-layer"]', convs[0]);
+    await page.waitForSelector('[data-testid="activations-canvas"][data-state="ready"]', { timeout: WAIT });
+    await page.waitForSelector('[data-testid="sparsity-chart"] svg rect.fill', { timeout: WAIT });
+    await shot(page, 'keras-activations');
+
+    const filterLayers = await page.$$eval('[data-testid="filters-layer"] option', (os) => os.map((o) => o.value));
+    for (const conv of convs) assert(filterLayers.includes(conv), `the filter-pattern view does not list the conv layer ${conv}`);
+    await page.click('[role="tab"][data-view="filters"]');
+    await page.selectOption('[data-testid="filters-layer"]', convs[1]);
+    await page.selectOption('[data-testid="filters-count"]', '4');
+    await page.selectOption('[data-testid="filters-size"]', '32');
+    await page.fill('[data-testid="filters-steps"]', '4');
+    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await page.fill('[data-testid="filters-first"]', '0');
+    await page.dispatchEvent('[data-testid="filters-first"]', 'change');
+    const t1 = Date.now();
+    await page.click('[data-testid="filters-start"]');
+    await page.waitForFunction(() => /Done/.test(document.querySelector('#filters-status').textContent) || !document.querySelector('#filters-error').hidden, null, { timeout: WAIT });
+    const error = await page.$eval('#filters-error', (e) => (e.hidden ? '' : e.textContent));
+    assert(!error, `filter patterns failed: ${error}`);
+    time('Keras filters (4 × 32 px, 4 steps)', Date.now() - t1);
+    const stats = await canvasStats(page, 'filters-canvas');
+    assert(stats.width > 0 && stats.std > 1, `the filter grid looks blank (${JSON.stringify(stats)})`);
+    await page.click('[role="tab"][data-view="gradcam"]');
+  });
+
+  await step('preprocessing and class names for the Keras model', async () => {
+    const before = await page.$eval('[data-testid="prediction"]', (li) => li.dataset.prob);
+    const t0 = Date.now();
+    await page.selectOption('[data-testid="preprocessing-select"]', 'unit');
+    await page.waitForFunction(
+      (prob) => {
+        const list = document.querySelector('[data-testid="predictions"]');
+        const first = list.querySelector('[data-testid="prediction"]');
+        return list.dataset.state === 'ready' && first && first.dataset.prob !== prob;
+      },
+      before,
+      { timeout: WAIT },
+    );
+    time('preprocessing change → prediction', Date.now() - t0);
+    assert(/^Your model/.test(await page.textContent('[data-testid="model-status"]')), 'the model changed with its preprocessing');
+    await page.selectOption('[data-testid="preprocessing-select"]', 'raw');
+    await page.waitForFunction(
+      (prob) => {
+        const list = document.querySelector('[data-testid="predictions"]');
+        const first = list.querySelector('[data-testid="prediction"]');
+        return list.dataset.state === 'ready' && first && Math.abs(Number(first.dataset.prob) - Number(prob)) < 1e-4;
+      },
+      before,
+      { timeout: WAIT },
+    );
+
+    await page.click('[data-testid="labels-open"]');
+    await page.waitForSelector('[data-testid="labels-dialog"][open]');
+    await page.fill('[data-testid="labels-text"]', 'cat\ndog\nbird');
+    await page.click('[data-testid="labels-apply"]');
+    await page.waitForSelector('[data-testid="labels-error"]:not([hidden])', { timeout: 10_000 });
+    const wrong = (await page.textContent('[data-testid="labels-error"]')).trim();
+    console.log(`      three names for two classes: ${wrong}`);
+    assertOneSentence(wrong);
+    await page.fill('[data-testid="labels-text"]', 'cat\ndog');
+    await page.click('[data-testid="labels-apply"]');
+    await page.waitForSelector('[data-testid="labels-dialog"]', { state: 'hidden', timeout: WAIT });
+    await page.waitForFunction(() => {
+      const labels = [...document.querySelectorAll('[data-testid="prediction"] .label')].map((l) => l.textContent);
+      return document.querySelector('[data-testid="predictions"]').dataset.state === 'ready' && labels.length === 2 && labels.includes('cat') && labels.includes('dog');
+    }, null, { timeout: WAIT });
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"]', { timeout: WAIT });
+    const caption = await page.textContent('#gradcam-caption');
+    assert(/“(cat|dog)”/.test(caption), `the Grad-CAM caption does not use the new names: “${caption}”`);
+    const hash = await page.evaluate(() => decodeURIComponent(location.hash));
+    assert(hash.includes('labels=cat\ndog') && hash.includes('model=file'), `the link does not keep the short class names: ${hash}`);
+    await shot(page, 'keras-model');
+  });
+}
+
+// Files the engine cannot use: one sentence in the model's error box, and the model loaded
+// before them keeps working.
+async function checkBadModelFiles(page) {
+  await step('unusable model files: one sentence, the previous model still predicts', async () => {
+    const starts = await engineStarts(page);
+    const status = (await page.textContent('[data-testid="model-status"]')).trim();
+    await dropFile(page, KERAS_BAD, { target: '#model-card' });
+    const first = await modelError(page);
+    console.log(`      ${path.basename(KERAS_BAD)}: ${first}`);
+    assertOneSentence(first);
+    assert((await page.textContent('[data-testid="model-status"]')).trim() === status, 'the model status changed after a refused file');
+    await dropSample(page, 'cat.jpg');
+    await page.waitForSelector(`${predictionsFor('cat.jpg')}[data-from-file="true"]`, { timeout: WAIT });
+
+    await dropBytes(page, { name: 'notes.txt', data: Buffer.from('not a model\n').toString('base64'), type: 'text/plain', target: '#model-card' });
+    const second = await modelError(page, first);
+    console.log(`      notes.txt: ${second}`);
+    assertOneSentence(second);
+    await shot(page, 'bad-model');
+    await page.click('.sample[data-sample="coffee"]');
+    await page.waitForSelector(`${predictionsFor('coffee.jpg')}[data-from-file="true"]`, { timeout: WAIT });
+    const rows = await page.$$eval('[data-testid="prediction"]', (lis) => lis.length);
+    assert(rows === 2, `the previous (2-class) model gave ${rows} predictions`);
+    assert((await engineStarts(page)) === starts, 'the engine had to restart after a bad file (a panic in the wasm?)');
+  });
 }
 
 // Mean and spread of a canvas's pixels, and its size.
@@ -280,6 +519,8 @@ async function checkBackend(browser, base, backend) {
     await shot(page, '4-filters');
   });
 
+  if (backend === 'webgpu') await checkKerasModel(page, 'cat.jpg');
+
   if (backend === 'cpu') {
     await step('Cancel stops a long run, the page keeps working', async () => {
       await page.fill('[data-testid="filters-steps"]', '400');
@@ -313,13 +554,31 @@ async function checkBackend(browser, base, backend) {
       assert(await page.$eval('[data-testid="photo-error"]', (e) => e.hidden), 'the error message stayed after a good photo');
     });
 
-    // 6. A shared link reproduces its view.
+    // 6. The user's own Keras model, then files that cannot be used.
+    await checkKerasModel(page, 'rocket.jpg');
+    await checkBadModelFiles(page);
+
+    // 7. A shared link reproduces its view.
     await step('a link reproduces model, view, layer, sample', async () => {
       const linked = await openPage(context, `${base}#model=efficientnet-lite0&view=activations&layer=_blocks.2&sample=astronaut`);
       await linked.waitForSelector('[data-testid="activations-canvas"][data-state="ready"][data-photo="astronaut.jpg"]', { timeout: WAIT });
       const layer = await linked.$eval('[data-testid="activations-layer"]', (s) => s.value);
       const selected = await linked.$eval('[role="tab"][aria-selected="true"]', (t) => t.dataset.view);
       assert(layer === '_blocks.2' && selected === 'activations', `the link opened ${selected} at ${layer}`);
+      await linked.close();
+    });
+
+    await step("a link made with the user's own model waits for that file", async () => {
+      const linked = await openPage(context, `${base}#model=file&view=gradcam&layer=conv2d&class=1&sample=cat`);
+      await linked.waitForSelector(`${predictionsFor('cat.jpg')}[data-from-file="false"]`, { timeout: WAIT });
+      const note = await linked.textContent('[data-testid="model-note"]');
+      const status = await linked.textContent('[data-testid="model-status"]');
+      assert(/link/.test(note) && /your model file/.test(status), `the page does not ask for the file: “${note.trim()}” / “${status.trim()}”`);
+      assert((await linked.$eval('[data-testid="model-select"]', (s) => s.value)) === 'file', 'the menu does not show “Your model”');
+      await dropFile(linked, KERAS_MODEL, { target: '#model-card' });
+      await linked.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-from-file="true"][data-class="1"]', { timeout: WAIT });
+      const layer = await linked.$eval('[data-testid="gradcam-layer"]', (s) => s.value);
+      assert(layer === 'conv2d', `the link's layer was not applied: ${layer}`);
       await linked.close();
     });
 
