@@ -2,6 +2,8 @@
 //! stored in tests/fixtures/golden_*.json by tests/fixtures/make_fixtures.py. Runs on the flex CPU
 //! backend; no Python needed.
 
+mod common;
+use common::{correlation, floats};
 use convlens::backend::{read_f32, Backend};
 use convlens::formats::WeightSet;
 use convlens::network::Network;
@@ -19,24 +21,11 @@ fn golden(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
-}
-
 /// Largest difference relative to the reference's largest magnitude (at least 1e-6).
 fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
     assert_eq!(ours.len(), reference.len(), "length mismatch");
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
     ours.iter().zip(reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
-}
-
-fn correlation(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len() as f32;
-    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
-    let cov: f32 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f32 = a.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f32 = b.iter().map(|y| (y - mb).powi(2)).sum();
-    cov / (va.sqrt() * vb.sqrt()).max(1e-12)
 }
 
 fn network(weights: &WeightSet) -> Network {

@@ -3,6 +3,8 @@
 //! `.h5`, is opened from the file alone and must match Keras: outputs to 1e-4, per-channel layer
 //! means to 1e-3 relative, Grad-CAM maps at correlation ≥ 0.999. Bad files give clear errors.
 
+mod common;
+use common::{correlation, floats};
 use convlens::backend::{read_f32, Backend};
 use convlens::open::{open, OpenOptions};
 use convlens::picture::{decode, to_pixels};
@@ -16,19 +18,6 @@ fn dir() -> String {
 
 fn read(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/{name}", dir())).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
-}
-
-fn correlation(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len() as f32;
-    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
-    let cov: f32 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f32 = a.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f32 = b.iter().map(|y| (y - mb).powi(2)).sum();
-    cov / (va.sqrt() * vb.sqrt()).max(1e-12)
 }
 
 fn open_file(name: &str) -> Result<Network, String> {

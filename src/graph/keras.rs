@@ -375,17 +375,7 @@ impl Builder<'_> {
                 let [kh, kw] = pair(c, "kernel_size", 1)?;
                 let groups = usize_of(c, "groups", 1)?;
                 expect_shape(layer, &raw, &[kh, kw, channels / groups.max(1), usize_of(c, "filters", 0)?])?;
-                let kernel = hwio_to_oihw(&raw)?;
-                let conv = Conv::new(
-                    kernel,
-                    w.next().map(|b| (b.shape, b.data)),
-                    pair(c, "strides", 1)?,
-                    pair(c, "dilation_rate", 1)?,
-                    groups,
-                    padding(c, &layer.name)?,
-                    device,
-                )?;
-                Op::Conv { conv, act: act()? }
+                Op::Conv { conv: windowed_conv(c, layer, hwio_to_oihw(&raw)?, w.next(), groups, device)?, act: act()? }
             }
             "DepthwiseConv2D" => {
                 let bias = flag(c, "use_bias", true);
@@ -394,18 +384,7 @@ impl Builder<'_> {
                 let raw = w.next().unwrap_or_else(|| RawTensor::new("kernel", vec![], vec![]));
                 let [kh, kw] = pair(c, "kernel_size", 1)?;
                 expect_shape(layer, &raw, &[kh, kw, channels, usize_of(c, "depth_multiplier", 1)?])?;
-                let kernel = depthwise_to_oihw(&raw)?;
-                let groups = channels;
-                let conv = Conv::new(
-                    kernel,
-                    w.next().map(|b| (b.shape, b.data)),
-                    pair(c, "strides", 1)?,
-                    pair(c, "dilation_rate", 1)?,
-                    groups,
-                    padding(c, &layer.name)?,
-                    device,
-                )?;
-                Op::Conv { conv, act: act()? }
+                Op::Conv { conv: windowed_conv(c, layer, depthwise_to_oihw(&raw)?, w.next(), channels, device)?, act: act()? }
             }
             "SeparableConv2D" => {
                 let bias = flag(c, "use_bias", true);
@@ -420,8 +399,7 @@ impl Builder<'_> {
                 expect_shape(layer, &point, &[1, 1, channels * mult, usize_of(c, "filters", 0)?])?;
                 let (depth, point) = (depthwise_to_oihw(&depth)?, hwio_to_oihw(&point)?);
                 let bias = if bias { Some(next()).map(|b| (b.shape, b.data)) } else { None };
-                let groups = channels;
-                let depthwise = Conv::new(depth, None, pair(c, "strides", 1)?, pair(c, "dilation_rate", 1)?, groups, padding(c, &layer.name)?, device)?;
+                let depthwise = windowed_conv(c, layer, depth, None, channels, device)?;
                 let pointwise = Conv::new(point, bias, [1, 1], [1, 1], 1, Padding::Valid, device)?;
                 Op::Separable { depthwise, pointwise, act: act()? }
             }
@@ -529,6 +507,13 @@ impl Builder<'_> {
             }
         })
     }
+}
+
+/// A conv with the layer's strides, dilation and padding (the sliding-window part of Conv2D,
+/// DepthwiseConv2D and SeparableConv2D).
+fn windowed_conv(c: &Value, layer: &LayerRef, kernel: (Vec<usize>, Vec<f32>), bias: Option<RawTensor>, groups: usize, device: &Device) -> Result<Conv> {
+    let bias = bias.map(|b| (b.shape, b.data));
+    Conv::new(kernel, bias, pair(c, "strides", 1)?, pair(c, "dilation_rate", 1)?, groups, padding(c, &layer.name)?, device)
 }
 
 /// The stored weight must have the shape the layer's config and input imply, so a file whose

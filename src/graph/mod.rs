@@ -199,23 +199,21 @@ impl Graph {
         while run.next <= upto {
             let j = run.next;
             let node = &self.nodes[j];
-            let inputs = node
-                .inputs
-                .iter()
-                .map(|&i| run.values[i].clone().ok_or_else(|| Error::Backend(format!("the input of '{}' was freed too early", node.name))))
-                .collect::<Result<Vec<_>>>()?;
-            let mut y = node.op.forward(inputs);
+            // A value this node reads for the last time is moved, not cloned: a uniquely owned
+            // tensor lets the backend compute element-wise ops in place.
+            let mut inputs = Vec::with_capacity(node.inputs.len());
+            for (k, &i) in node.inputs.iter().enumerate() {
+                let last_read = self.last_use[i] == j && i != self.output && !node.inputs[k + 1..].contains(&i);
+                let value = if last_read { run.values[i].take() } else { run.values[i].clone() };
+                inputs.push(value.ok_or_else(|| Error::Backend(format!("the input of '{}' was freed too early", node.name)))?);
+            }
+            let mut y = node.op.forward(inputs)?;
             if run.tap == Some(j) {
                 y = y.detach().require_grad();
                 run.leaf = Some(y.clone());
             }
             visit(j, &y);
             run.values[j] = Some(y);
-            for &i in &node.inputs {
-                if self.last_use[i] == j && i != self.output {
-                    run.values[i] = None;
-                }
-            }
             run.next += 1;
         }
         Ok(())

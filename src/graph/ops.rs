@@ -525,62 +525,61 @@ impl Op {
         })
     }
 
-    /// Runs the op on its inputs (as many as `arity` says; the graph checks that).
-    pub fn forward(&self, mut inputs: Vec<Tensor<4>>) -> Tensor<4> {
-        let x = || inputs[0].clone();
+    /// Runs the op on its inputs (as many as `arity` says; `Graph::add` checks that). Inputs are
+    /// moved in, so a tensor read for the last time can be reused in place by the backend.
+    pub fn forward(&self, inputs: Vec<Tensor<4>>) -> Result<Tensor<4>> {
         match self {
-            Op::Input | Op::Identity => x(),
-            Op::Conv { conv, act } => act.apply(conv.forward(x())),
-            Op::Separable { depthwise, pointwise, act } => act.apply(pointwise.forward(depthwise.forward(x()))),
-            Op::Dense { dense, act } => act.apply(dense.forward(x())),
-            Op::Affine(a) => a.forward(x()),
-            Op::Activation(act) => act.apply(x()),
-            Op::MaxPool(win) => {
-                let [_, _, h, w] = inputs[0].dims();
-                max_pool2d(x(), MaxPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w)))
-            }
-            Op::AvgPool(win) => {
-                let [_, _, h, w] = inputs[0].dims();
-                let options = AvgPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w)).with_count_include_pad(false);
-                avg_pool2d(x(), options)
-            }
-            Op::GlobalAvgPool => x().mean_dims(&[2, 3]),
-            Op::GlobalMaxPool => x().max_dims(&[2, 3]),
-            Op::Pad(pairs) => x().pad(*pairs, burn::tensor::ops::PadMode::Constant(0.0)),
-            Op::Crop([(t, b), (l, r)]) => {
-                let [_, _, h, w] = inputs[0].dims();
-                x().narrow(2, *t, h - t - b).narrow(3, *l, w - l - r)
-            }
-            Op::Flatten { channels_last } => {
-                let [n, c, h, w] = inputs[0].dims();
-                let x = if *channels_last && h * w > 1 { x().permute([0, 2, 3, 1]) } else { x() };
-                x.reshape([n, c * h * w, 1, 1])
-            }
-            Op::Reshape(target) => {
-                let [n, c, h, w] = inputs[0].dims();
-                let flat = if h * w > 1 { x().permute([0, 2, 3, 1]) } else { x() };
-                match target[..] {
-                    [th, tw, tc] => flat.reshape([n, th, tw, tc]).permute([0, 3, 1, 2]),
-                    _ => flat.reshape([n, c * h * w, 1, 1]),
-                }
-            }
             Op::Merge(merge) => {
-                let first = inputs.remove(0);
-                let count = inputs.len() + 1;
-                let y = inputs.into_iter().fold(first, |a, b| match merge {
+                let count = inputs.len();
+                let mut it = inputs.into_iter();
+                let first = it.next().ok_or_else(|| Error::Backend("a merge without inputs".into()))?;
+                let y = it.fold(first, |a, b| match merge {
                     Merge::Add | Merge::Average => a + b,
                     Merge::Subtract => a - b,
                     Merge::Multiply => a * b,
                     Merge::Maximum => a.max_pair(b),
                     Merge::Minimum => a.min_pair(b),
                 });
-                if *merge == Merge::Average {
-                    y.div_scalar(count as f32)
-                } else {
-                    y
+                Ok(if *merge == Merge::Average { y.div_scalar(count as f32) } else { y })
+            }
+            Op::Concat => Ok(Tensor::cat(inputs, 1)),
+            _ => {
+                let x = inputs.into_iter().next().ok_or_else(|| Error::Backend("an op without its input".into()))?;
+                Ok(self.forward_one(x))
+            }
+        }
+    }
+
+    /// The ops of one input.
+    fn forward_one(&self, x: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        match self {
+            Op::Input | Op::Identity | Op::Merge(_) | Op::Concat => x,
+            Op::Conv { conv, act } => act.apply(conv.forward(x)),
+            Op::Separable { depthwise, pointwise, act } => act.apply(pointwise.forward(depthwise.forward(x))),
+            Op::Dense { dense, act } => act.apply(dense.forward(x)),
+            Op::Affine(a) => a.forward(x),
+            Op::Activation(act) => act.apply(x),
+            Op::MaxPool(win) => max_pool2d(x, MaxPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w))),
+            Op::AvgPool(win) => {
+                let options = AvgPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w)).with_count_include_pad(false);
+                avg_pool2d(x, options)
+            }
+            Op::GlobalAvgPool => x.mean_dims(&[2, 3]),
+            Op::GlobalMaxPool => x.max_dims(&[2, 3]),
+            Op::Pad(pairs) => x.pad(*pairs, burn::tensor::ops::PadMode::Constant(0.0)),
+            Op::Crop([(t, b), (l, r)]) => x.narrow(2, *t, h - t - b).narrow(3, *l, w - l - r),
+            Op::Flatten { channels_last } => {
+                let x = if *channels_last && h * w > 1 { x.permute([0, 2, 3, 1]) } else { x };
+                x.reshape([n, c * h * w, 1, 1])
+            }
+            Op::Reshape(target) => {
+                let flat = if h * w > 1 { x.permute([0, 2, 3, 1]) } else { x };
+                match target[..] {
+                    [th, tw, tc] => flat.reshape([n, th, tw, tc]).permute([0, 3, 1, 2]),
+                    _ => flat.reshape([n, c * h * w, 1, 1]),
                 }
             }
-            Op::Concat => Tensor::cat(inputs, 1),
         }
     }
 }
