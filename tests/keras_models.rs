@@ -240,3 +240,25 @@ fn mutated_keras_configs_never_panic() {
     eprintln!("mutated configs: {built} built and ran, {refused} refused");
     assert!(built > 0 && refused > 0);
 }
+
+/// The book's convnet saved by Keras 2 (`model_config` in Keras 2's format) and by Keras 3, read
+/// from its own architecture, computes what the built-in small-convnet computes on its weights.
+/// The book rescales in its data generator, not in the model, so the file's own reading needs
+/// `0..1` preprocessing given (the page's preprocessing menu, the CLI's `--preprocess 0..1`).
+#[test]
+fn keras_2_and_3_h5_architectures_equal_the_builtin() {
+    let device = Backend::Cpu.device().unwrap();
+    let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_150.png", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
+    for file in ["small_convnet_tiny_keras2.h5", "small_convnet_tiny_keras3.h5"] {
+        let bytes = std::fs::read(format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let unit = Some(convlens::preprocess::Preprocessing::parse("0..1").unwrap());
+        let own = open(&bytes, &OpenOptions { preprocessing: unit, ..Default::default() }, &device).unwrap();
+        let builtin = open(&bytes, &OpenOptions { model: Some("small-convnet".into()), ..Default::default() }, &device).unwrap();
+        assert!(own.from_file && !builtin.from_file, "{file}");
+        assert_eq!((own.input_hw(), own.labels.len(), builtin.labels[1].as_str()), ([150, 150], 2, "dog"));
+        let logits = |net: &Network| pollster::block_on(read_f32(net.forward(to_pixels(&[photo.clone()], net.device()).unwrap()).unwrap())).unwrap();
+        let (a, b) = (logits(&own), logits(&builtin));
+        let err = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(err < 1e-5, "{file}: own architecture {a:?} vs built-in {b:?}");
+    }
+}

@@ -22,7 +22,7 @@ export async function setup(backend) {
 }
 
 export async function load(kind, buffer) {
-  info = JSON.parse(engine.loadWeights(new Uint8Array(buffer), MODEL_NAMES[kind]));
+  info = JSON.parse(engine.load(new Uint8Array(buffer), JSON.stringify({ model: MODEL_NAMES[kind] })));
   return { layers: info.layers, labels: info.labels.length };
 }
 
@@ -52,9 +52,11 @@ export async function filters(layer, first, count, size, steps) {
   return { final_loss: loss, grid: [grid.width, grid.height] };
 }
 
-/** `Engine.activations(layer, 'viridis')` for every conv/pool/block layer: one call per layer, as the page asks. */
+/** `Engine.activations(layer, 'viridis')` for every conv/pool/block layer: one call per layer, as the page asks.
+ *  The same layers as the TF.js peer's hand-written models: EfficientNet's blocks, not the convs inside them
+ *  (`_blocks.N._expand_conv`…), which ConvLens's graph also lists. */
 export async function activations() {
-  const names = info.layers.filter((l) => l.kind !== 'dense' && l.shape[1] * l.shape[2] > 1).map((l) => l.name);
+  const names = info.layers.filter((l) => l.kind !== 'dense' && l.shape[1] * l.shape[2] > 1 && !/\._/.test(l.name)).map((l) => l.name);
   let pixels = 0;
   const means = [];
   for (const name of names) {
