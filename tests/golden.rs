@@ -148,7 +148,7 @@ fn wgpu_backend_agrees_with_cpu() {
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
     let run = |backend: Backend| {
         let net = Network::from_weights(weights.clone(), &backend.device().expect("a Vulkan adapter (apt-get install mesa-vulkan-drivers)")).unwrap();
-        let logits = pollster::block_on(read_f32(net.forward(to_pixels(&[photo.clone()], net.device()).unwrap()).unwrap())).unwrap();
+        let logits = pollster::block_on(read_f32(net.forward(to_pixels(std::slice::from_ref(&photo), net.device()).unwrap()).unwrap())).unwrap();
         let cam = pollster::block_on(class_activation_map(&net, &photo, "_blocks.15", None, CamMethod::GradCam, Score::Probability)).unwrap();
         (logits, cam.map)
     };

@@ -40,7 +40,7 @@ fn check(net: &Network, gold: &Value) -> (f32, f32, f32) {
     let hw: Vec<usize> = gold["input_hw"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     assert_eq!(net.input_hw().to_vec(), hw, "input size from the file");
     let photo = decode(&read(gold["input"].as_str().unwrap())).unwrap();
-    let pixels = to_pixels(&[photo.clone()], net.device()).unwrap();
+    let pixels = to_pixels(std::slice::from_ref(&photo), net.device()).unwrap();
 
     // Outputs: what model.predict gives, in ConvLens's reading of the head.
     let logits = net.forward(pixels.clone()).unwrap();
@@ -256,7 +256,8 @@ fn keras_2_and_3_h5_architectures_equal_the_builtin() {
         let builtin = open(&bytes, &OpenOptions { model: Some("small-convnet".into()), ..Default::default() }, &device).unwrap();
         assert!(own.from_file && !builtin.from_file, "{file}");
         assert_eq!((own.input_hw(), own.labels.len(), builtin.labels[1].as_str()), ([150, 150], 2, "dog"));
-        let logits = |net: &Network| pollster::block_on(read_f32(net.forward(to_pixels(&[photo.clone()], net.device()).unwrap()).unwrap())).unwrap();
+        let logits =
+            |net: &Network| pollster::block_on(read_f32(net.forward(to_pixels(std::slice::from_ref(&photo), net.device()).unwrap()).unwrap())).unwrap();
         let (a, b) = (logits(&own), logits(&builtin));
         let err = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(err < 1e-5, "{file}: own architecture {a:?} vs built-in {b:?}");

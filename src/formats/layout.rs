@@ -1,11 +1,11 @@
 //! Tensor layout conversions between checkpoint conventions and ConvLens's: conv kernels
 //! [out, in, kh, kw] (torch OIHW), dense kernels [in, out].
 
-use super::raw::RawTensor;
+use super::raw::{HostTensor, RawTensor};
 use crate::error::{Error, Result};
 
 /// Keras conv kernel [kh, kw, in, out] -> [out, in, kh, kw].
-pub fn hwio_to_oihw(t: &RawTensor) -> Result<(Vec<usize>, Vec<f32>)> {
+pub fn hwio_to_oihw(t: &RawTensor) -> Result<HostTensor> {
     let [kh, kw, cin, cout] = t.shape[..] else {
         return Err(Error::weights(format!("'{}' should be a 4-D conv kernel, found shape {:?}", t.name, t.shape)));
     };
@@ -25,7 +25,7 @@ pub fn hwio_to_oihw(t: &RawTensor) -> Result<(Vec<usize>, Vec<f32>)> {
 
 /// Keras depthwise kernel [kh, kw, in, multiplier] -> [in · multiplier, 1, kh, kw], output
 /// channel i · multiplier + m (TensorFlow's order).
-pub fn depthwise_to_oihw(t: &RawTensor) -> Result<(Vec<usize>, Vec<f32>)> {
+pub fn depthwise_to_oihw(t: &RawTensor) -> Result<HostTensor> {
     let [kh, kw, cin, mult] = t.shape[..] else {
         return Err(Error::weights(format!("'{}' should be a 4-D depthwise kernel, found shape {:?}", t.name, t.shape)));
     };
@@ -54,7 +54,7 @@ fn check_len(t: &RawTensor) -> Result<()> {
 }
 
 /// torch linear weight [out, in] -> our [in, out].
-pub fn transpose(t: &RawTensor) -> Result<(Vec<usize>, Vec<f32>)> {
+pub fn transpose(t: &RawTensor) -> Result<HostTensor> {
     let [rows, cols] = t.shape[..] else {
         return Err(Error::weights(format!("'{}' should be a matrix, found shape {:?}", t.name, t.shape)));
     };
@@ -91,7 +91,7 @@ pub fn hwc_rows_to_chw(shape: &[usize], data: &[f32], channels: usize) -> Result
     Ok(out)
 }
 
-pub fn vector(t: &RawTensor) -> Result<(Vec<usize>, Vec<f32>)> {
+pub fn vector(t: &RawTensor) -> Result<HostTensor> {
     if t.shape.len() != 1 {
         return Err(Error::weights(format!("'{}' should be a vector, found shape {:?}", t.name, t.shape)));
     }

@@ -18,7 +18,7 @@ use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 use crate::preprocess::Preprocessing;
-use raw::RawTensor;
+use raw::{HostTensor, RawTensor};
 
 /// Little-endian safetensors values as f32, for the float dtypes; None for the others.
 pub(crate) fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
@@ -112,7 +112,7 @@ impl WeightSet {
     /// weight once (on its device) rather than twice.
     /// Values that are NaN or infinite are refused here, with the tensor's name: every weight a
     /// network uses passes through this one place.
-    pub fn take(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    pub fn take(&mut self, name: &str) -> Result<HostTensor> {
         let (shape, data) = self.tensors.remove(name).ok_or_else(|| self.missing(name))?;
         check_finite(name, &data)?;
         Ok((shape, data))

@@ -17,7 +17,7 @@ use crate::formats::check_finite;
 use crate::formats::keras_h5::KerasLayer;
 use crate::formats::keras_zip::{KerasModel, KerasWeights};
 use crate::formats::layout::{depthwise_to_oihw, hwio_to_oihw};
-use crate::formats::raw::RawTensor;
+use crate::formats::raw::{HostTensor, RawTensor};
 
 /// The layer classes ConvLens runs (for error messages).
 pub const SUPPORTED: &str = "Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, BatchNormalization, Rescaling, Normalization, \
@@ -511,7 +511,7 @@ impl Builder<'_> {
 
 /// A conv with the layer's strides, dilation and padding (the sliding-window part of Conv2D,
 /// DepthwiseConv2D and SeparableConv2D).
-fn windowed_conv(c: &Value, layer: &LayerRef, kernel: (Vec<usize>, Vec<f32>), bias: Option<RawTensor>, groups: usize, device: &Device) -> Result<Conv> {
+fn windowed_conv(c: &Value, layer: &LayerRef, kernel: HostTensor, bias: Option<RawTensor>, groups: usize, device: &Device) -> Result<Conv> {
     let bias = bias.map(|b| (b.shape, b.data));
     Conv::new(kernel, bias, pair(c, "strides", 1)?, pair(c, "dilation_rate", 1)?, groups, padding(c, &layer.name)?, device)
 }

@@ -9,6 +9,7 @@ use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::formats::raw::HostTensor;
 
 /// A [C, H, W] shape for one image.
 pub type Shape = [usize; 3];
@@ -133,8 +134,8 @@ pub struct Conv {
 impl Conv {
     /// A conv from host values, its shapes checked (bias length, groups dividing the channels).
     pub fn new(
-        weight: (Vec<usize>, Vec<f32>),
-        bias: Option<(Vec<usize>, Vec<f32>)>,
+        weight: HostTensor,
+        bias: Option<HostTensor>,
         stride: [usize; 2],
         dilation: [usize; 2],
         groups: usize,
@@ -191,7 +192,7 @@ impl Conv {
 
     /// Folds an inference-mode batch norm that follows this bias-free conv into it, on the host:
     /// w' = w · γ/√(var + ε), b' = β − mean · that scale. Exact up to rounding, one op less.
-    pub fn fold_batch_norm(weight: (Vec<usize>, Vec<f32>), norm: &BatchNorm) -> Result<((Vec<usize>, Vec<f32>), (Vec<usize>, Vec<f32>))> {
+    pub fn fold_batch_norm(weight: HostTensor, norm: &BatchNorm) -> Result<(HostTensor, HostTensor)> {
         let (shape, mut values) = weight;
         let channels = shape.first().copied().unwrap_or(0);
         if norm.scale.len() != channels {
@@ -281,7 +282,7 @@ pub struct Dense {
 
 impl Dense {
     /// From host values: weight [in, out], bias [out].
-    pub fn new(weight: (Vec<usize>, Vec<f32>), bias: Option<(Vec<usize>, Vec<f32>)>, device: &Device) -> Result<Self> {
+    pub fn new(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Result<Self> {
         let (shape, values) = weight;
         let [inputs, outputs] = shape[..] else {
             return Err(bad(format!("a dense kernel should be a matrix, found shape {shape:?}")));
@@ -371,7 +372,9 @@ pub enum Merge {
     Minimum,
 }
 
-/// What a node computes from its inputs.
+/// What a node computes from its inputs. (The conv variants are larger than the others; a graph
+/// holds a few dozen nodes, built once, so they stay unboxed.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Op {
     /// The (preprocessed) image.
