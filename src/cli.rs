@@ -8,7 +8,7 @@ use convlens::backend::{auto_device, Backend};
 use convlens::formats::WeightSet;
 use convlens::models::{self, BuiltIn};
 use convlens::network::Network;
-use convlens::open::{import, open, OpenOptions};
+use convlens::open::{import, open, open_weights, OpenOptions};
 use convlens::picture::{decode, Colormap, Photo, Rgba};
 use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
@@ -204,18 +204,7 @@ fn network(args: &Args) -> Result<Network, String> {
     match args.value("--weights") {
         Some(path) => open(&read(Path::new(path))?, &options, &device(args)?).map_err(|e| format!("{path}: {e}")),
         None if args.value("--model").is_none() => Err("which model? pass --weights FILE (a Keras .keras/.h5 model, or weights of a built-in) and/or --model NAME (vgg16, small-convnet, efficientnet-lite0)".into()),
-        None => {
-            let model = args.model()?;
-            let mut weights = default_weights(model)?;
-            if let Some(p) = preprocessing {
-                weights.meta.preprocessing = p;
-            }
-            let mut net = model.network(weights, &device(args)?).map_err(|e| e.to_string())?;
-            if let Some(labels) = options.labels {
-                net.set_labels(labels).map_err(|e| e.to_string())?;
-            }
-            Ok(net)
-        }
+        None => open_weights(default_weights(args.model()?)?, &options, &device(args)?).map_err(|e| e.to_string()),
     }
 }
 

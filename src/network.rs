@@ -95,7 +95,7 @@ impl Network {
             return Err(Error::weights("a single-sigmoid head must have one unit"));
         }
         let layers: Vec<LayerInfo> = graph.nodes()[1..].iter().map(|n| LayerInfo { name: n.name.clone(), kind: n.op.kind(), shape: n.shape }).collect();
-        let classes = if graph.head == Head::Sigmoid { 2 } else { out[0] };
+        let classes = graph.class_count();
         let labels = if info.labels.is_empty() { (0..classes).map(|i| format!("class {i}")).collect() } else { info.labels };
         if labels.len() != classes {
             return Err(Error::weights(format!("there are {} labels but the network has {classes} outputs", labels.len())));

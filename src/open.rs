@@ -31,35 +31,39 @@ pub struct OpenOptions {
 pub fn open(bytes: &[u8], options: &OpenOptions, device: &Device) -> Result<Network> {
     let contents = formats::read(bytes)?;
     let named = options.model.as_deref().map(models::find).transpose()?;
-    let mut net = match (contents, named) {
+    let net = match (contents, named) {
         // A .keras file is never a built-in's weights file: it is always its own model.
         (Contents::KerasModel(model), _) if matches!(model.weights, KerasWeights::ByPath(_)) => keras_network(model, options, device)?,
         (Contents::KerasModel(model), None) => keras_network(model, options, device)?,
         // A whole-model .h5 named as a built-in (the book's `cats_and_dogs_small_2.h5` as
         // small-convnet, with its cat/dog labels) is read as that built-in, or refused.
-        (contents, named) => {
-            let weights = weights_for(contents, named)?;
-            models::find(&weights.meta.model)?.network(with_preprocessing(weights, options), device)?
-        }
+        (contents, named) => return open_weights(weights_for(contents, named)?, options, device),
     };
+    with_labels(net, options)
+}
+
+/// The built-in network of weights in ConvLens's layout (their metadata names it), with the
+/// options' preprocessing and labels (the model name in `options` is not consulted).
+pub fn open_weights(mut weights: WeightSet, options: &OpenOptions, device: &Device) -> Result<Network> {
+    if let Some(p) = options.preprocessing {
+        weights.meta.preprocessing = p;
+    }
+    let net = models::find(&weights.meta.model)?.network(weights, device)?;
+    with_labels(net, options)
+}
+
+fn with_labels(mut net: Network, options: &OpenOptions) -> Result<Network> {
     if let Some(labels) = &options.labels {
         net.set_labels(labels.clone())?;
     }
     Ok(net)
 }
 
-fn with_preprocessing(mut weights: WeightSet, options: &OpenOptions) -> WeightSet {
-    if let Some(p) = options.preprocessing {
-        weights.meta.preprocessing = p;
-    }
-    weights
-}
-
 /// A Keras model built from its own architecture.
 fn keras_network(model: KerasModel, options: &OpenOptions, device: &Device) -> Result<Network> {
     let origin = model.origin.clone();
     let built = keras::build(model, options.input_hw.unwrap_or([224, 224]), device)?;
-    let classes = classes_of(&built.graph);
+    let classes = built.graph.class_count();
     let info = ModelInfo {
         title: built.name.clone(),
         name: built.name,
@@ -72,16 +76,6 @@ fn keras_network(model: KerasModel, options: &OpenOptions, device: &Device) -> R
         default_filter_layer: None,
     };
     Network::new(built.graph, info, device)
-}
-
-/// How many classes a graph's head gives.
-fn classes_of(graph: &crate::graph::Graph) -> usize {
-    let out = graph.nodes()[graph.output()].shape[0];
-    if graph.head == crate::graph::Head::Sigmoid {
-        2
-    } else {
-        out
-    }
 }
 
 /// Weights in ConvLens's layout for a built-in (given, or recognised from the file).

@@ -157,6 +157,15 @@ impl Graph {
         }
     }
 
+    /// How many class scores the head gives (a single sigmoid unit reads as two rows).
+    pub fn class_count(&self) -> usize {
+        if self.head == Head::Sigmoid {
+            2
+        } else {
+            self.nodes[self.output].shape[0]
+        }
+    }
+
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
