@@ -59,7 +59,7 @@ bench:
 # Each file reader under cargo fuzz (not part of `make test`): FUZZ_SECONDS each (default 10 min).
 # New inputs go to fuzz/work/ (ignored); fuzz/corpus/ holds the committed seeds.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= safetensors keras_h5 keras_zip torch
+FUZZ_TARGETS ?= safetensors keras_h5 keras_zip torch onnx
 fuzz:
 	rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null || cargo install -j$(JOBS) cargo-fuzz

@@ -200,12 +200,23 @@ fn network(args: &Args) -> Result<Network, String> {
         None => None,
     };
     let preprocessing = args.value("--preprocess").map(Preprocessing::parse).transpose().map_err(|e| e.to_string())?;
-    let options = OpenOptions { model: args.value("--model").map(String::from), preprocessing, input_hw: input_size(args)?, labels };
+    let mut options = OpenOptions { model: args.value("--model").map(String::from), preprocessing, input_hw: input_size(args)?, labels, ..Default::default() };
     match args.value("--weights") {
-        Some(path) => open(&read(Path::new(path))?, &options, &device(args)?).map_err(|e| format!("{path}: {e}")),
+        Some(path) => {
+            let bytes = read(Path::new(path))?;
+            options.companions = companions(Path::new(path), &bytes);
+            open(&bytes, &options, &device(args)?).map_err(|e| format!("{path}: {e}"))
+        }
         None if args.value("--model").is_none() => Err("which model? pass --weights FILE (a Keras .keras/.h5 model, or weights of a built-in) and/or --model NAME (vgg16, small-convnet, efficientnet-lite0)".into()),
         None => open_weights(default_weights(args.model()?)?, &options, &device(args)?).map_err(|e| e.to_string()),
     }
+}
+
+/// The files an ONNX model keeps its weights in, read from beside it (those missing are left to
+/// the loader, which names them).
+fn companions(model: &Path, bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let dir = model.parent().unwrap_or(Path::new("."));
+    convlens::formats::onnx::external_files(bytes).into_iter().filter_map(|name| Some((name.clone(), std::fs::read(dir.join(&name)).ok()?))).collect()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, String> {

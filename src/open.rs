@@ -8,7 +8,8 @@ use burn::tensor::Device;
 use crate::error::{Error, Result};
 use crate::formats::keras_zip::{KerasModel, KerasWeights};
 use crate::formats::{self, Contents, WeightSet};
-use crate::graph::keras;
+use crate::formats::onnx::OnnxModel;
+use crate::graph::{keras, onnx};
 use crate::models::{self, BuiltIn, CATALOGUE};
 use crate::network::{ModelInfo, Network};
 use crate::preprocess::Preprocessing;
@@ -25,13 +26,25 @@ pub struct OpenOptions {
     pub input_hw: Option<[usize; 2]>,
     /// Class names instead of the file's (one per class).
     pub labels: Option<Vec<String>>,
+    /// Files given together with the model, by name (an ONNX model's external-data file).
+    pub companions: Vec<(String, Vec<u8>)>,
+}
+
+impl OpenOptions {
+    /// A companion file by the name a model refers to it (directories ignored on both sides).
+    fn companion(&self, name: &str) -> Option<&[u8]> {
+        let base = |n: &str| n.rsplit(['/', '\\']).next().unwrap_or(n).to_string();
+        self.companions.iter().find(|(n, _)| base(n) == base(name)).map(|(_, b)| b.as_slice())
+    }
 }
 
 /// The file's bytes as a network on `device`.
 pub fn open(bytes: &[u8], options: &OpenOptions, device: &Device) -> Result<Network> {
-    let contents = formats::read(bytes)?;
+    let contents = formats::read_with(bytes, &|name| options.companion(name))?;
     let named = options.model.as_deref().map(models::find).transpose()?;
     let net = match (contents, named) {
+        (Contents::Onnx(model), None) => onnx_network(model, options, device)?,
+        (Contents::Onnx(_), Some(m)) => return Err(Error::weights(format!("an ONNX file carries its own architecture: open it as it is, not as {}", m.title))),
         // A .keras file is never a built-in's weights file: it is always its own model.
         (Contents::KerasModel(model), _) if matches!(model.weights, KerasWeights::ByPath(_)) => keras_network(model, options, device)?,
         (Contents::KerasModel(model), None) => keras_network(model, options, device)?,
@@ -78,6 +91,25 @@ fn keras_network(model: KerasModel, options: &OpenOptions, device: &Device) -> R
     Network::new(built.graph, info, device)
 }
 
+/// An ONNX model built from its graph. PyTorch exports take the photo as torchvision normalizes
+/// it, so that is the default; the user picks another where the model was trained otherwise.
+fn onnx_network(model: OnnxModel, options: &OpenOptions, device: &Device) -> Result<Network> {
+    let origin = format!("ONNX opset {}{}", model.opset, if model.producer.is_empty() { String::new() } else { format!(", {}", model.producer) });
+    let built = onnx::build(model, options.input_hw.unwrap_or([224, 224]), device)?;
+    let classes = built.graph.class_count();
+    let info = ModelInfo {
+        title: built.name.clone(),
+        name: built.name,
+        from_file: true,
+        preprocessing: options.preprocessing.unwrap_or(Preprocessing::Torch),
+        labels: if classes == 1000 { models::imagenet_labels() } else { Vec::new() },
+        origin,
+        default_cam_layer: None,
+        default_filter_layer: None,
+    };
+    Network::new(built.graph, info, device)
+}
+
 /// Weights in ConvLens's layout for a built-in (given, or recognised from the file).
 fn weights_for(contents: Contents, named: Option<&'static BuiltIn>) -> Result<WeightSet> {
     let set = match contents {
@@ -88,6 +120,7 @@ fn weights_for(contents: Contents, named: Option<&'static BuiltIn>) -> Result<We
             KerasWeights::ByLayer(layers) => recognise(named, "Keras model", |m| (m.from_keras)(&layers))?,
             KerasWeights::ByPath(_) => return Err(Error::weights("a .keras file carries its own architecture: open it as it is, not as a built-in")),
         },
+        Contents::Onnx(_) => return Err(Error::weights("an ONNX file carries its own architecture: open it as it is, not as a built-in")),
     };
     if let Some(m) = named.filter(|m| m.name != set.meta.model) {
         return Err(Error::weights(format!("this file holds {} weights, not {}", set.meta.model, m.name)));

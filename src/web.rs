@@ -128,12 +128,13 @@ impl Engine {
         }
     }
 
-    /// Loads a model file in any supported format: a Keras `.keras` / `.h5` model (its own
-    /// architecture), ConvLens `.safetensors`, Keras `.h5` weights or a PyTorch state dict of a
+    /// Loads a model file in any supported format: an ONNX or Keras `.keras` / `.h5` model (its
+    /// own architecture), ConvLens `.safetensors`, Keras `.h5` weights or a PyTorch state dict of a
     /// built-in. `options` (JSON, all optional): {model, preprocessing, input_height,
-    /// input_width, labels}. Replaces the current network only on success. Returns
+    /// input_width, labels}; `companion`: a file given with it (an ONNX model's external weights,
+    /// by its file name). Replaces the current network only on success. Returns
     /// `describe()`'s JSON.
-    pub fn load(&self, bytes: &[u8], options: &str) -> Result<String, JsValue> {
+    pub fn load(&self, bytes: &[u8], options: &str, companion_name: Option<String>, companion: Option<Vec<u8>>) -> Result<String, JsValue> {
         let o: LoadOptions = if options.trim().is_empty() {
             LoadOptions::default()
         } else {
@@ -145,7 +146,8 @@ impl Engine {
             (Some(s), None) | (None, Some(s)) => Some([s, s]),
             _ => None,
         };
-        let options = OpenOptions { model: o.model.filter(|m| !m.is_empty()), preprocessing, input_hw, labels: o.labels.filter(|l| !l.is_empty()) };
+        let companions = companion_name.zip(companion).into_iter().collect();
+        let options = OpenOptions { model: o.model.filter(|m| !m.is_empty()), preprocessing, input_hw, labels: o.labels.filter(|l| !l.is_empty()), companions };
         let net = open(bytes, &options, &self.state.device).map_err(js_err)?;
         let description = json(&net.describe())?;
         *self.state.net.borrow_mut() = Some(Rc::new(net));

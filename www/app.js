@@ -14,7 +14,7 @@ const MAX_PHOTO_SIDE = 1024;
 const MODEL_EXTENSIONS = /\.(keras|h5|hdf5|pth|pt|safetensors|bin|ckpt)$/i;
 // The model menu's entry for a model file the user brings (its value in the menu and the hash).
 const FILE_ENTRY = 'file';
-const FILE_ENTRY_TEXT = 'Your model (.keras, .h5, .pth, .safetensors)';
+const FILE_ENTRY_TEXT = 'Your model (.onnx, .keras, .h5, .pth, .safetensors)';
 // Class names longer than this (joined, one per line) stay out of the URL.
 const MAX_LABELS_IN_LINK = 300;
 // Names for the preprocessing an engine may report that the menu does not offer.
@@ -576,14 +576,14 @@ function describeSelectedModel() {
     note =
       state.pendingHash?.model === FILE_ENTRY && !state.model?.from_file
         ? 'This link was made with a model file of its own: drop the same file here to see the view it shows.'
-        : 'A Keras 3 .keras file or a whole-model Keras .h5 (saved with model.save) opens with its own layers and input size. Weights for a built-in network open as that network.';
+        : 'An ONNX model (with its .onnx.data file, if it has one: give both together), a Keras 3 .keras file or a whole-model Keras .h5 (saved with model.save) opens with its own layers and input size. Weights for a built-in network open as that network.';
   } else {
     note = entry?.note || (needsFile ? `Choose or drop a weights file for ${entryTitle(name)}.` : '');
   }
   const licence = entry?.licence && !isFile ? ` Licence: ${entry.licence}.` : '';
   $('#model-note').textContent = `${note}${licence}`.replace(/\.\./g, '.').trim();
-  $('#weights-input-label').textContent = isFile ? `Model file (.keras, .h5, .pth, .safetensors)` : `Weights for ${entryTitle(name)} (.h5, .pth, .safetensors)`;
-  $('#weights-url').placeholder = isFile ? 'https://…/model.keras' : 'https://…/weights.safetensors';
+  $('#weights-input-label').textContent = isFile ? `Model file (.onnx, .keras, .h5, .pth, .safetensors)` : `Weights for ${entryTitle(name)} (.h5, .pth, .safetensors)`;
+  $('#weights-url').placeholder = isFile ? 'https://…/model.onnx' : 'https://…/weights.safetensors';
   let remembered = null;
   try {
     remembered = localStorage.getItem(`convlens.url.${name}`);
@@ -684,6 +684,7 @@ async function loadModel(source, { options = {}, reload = false, keepSelection =
       sha256: source.sha256,
       size: source.size,
       blob: source.blob,
+      companion: source.companion,
       options: loadOptions,
       fallback: Boolean(source.user && source.model),
     };
@@ -743,12 +744,21 @@ function sameLayers(a, b) {
 
 // A model file the user gave (picked, dropped, or by URL). It is read as the menu's built-in when
 // that one has no weights of its own; otherwise the engine recognises it by its content.
-function loadUserFile({ file, url }) {
+// Several files given at once: the model, and beside it an ONNX model's external weights (the
+// file its name ends in .data, or any second file).
+function splitFiles(files) {
+  const list = [...(files || [])];
+  const isData = (f) => /\.(data|bin)$/i.test(f.name) && list.length > 1;
+  const file = list.find((f) => /\.onnx$/i.test(f.name)) || list.find((f) => !isData(f)) || list[0];
+  return { file, companion: list.find((f) => f !== file) };
+}
+
+function loadUserFile({ file, url, companion }) {
   if (!file && !url) return;
   const selected = state.selectedModel;
   const asModel = selected && selected !== FILE_ENTRY && catalogueEntry(selected) && !isBundled(selected) ? selected : undefined;
   const id = `user:${++state.sourceCount}`;
-  const source = file ? { id, user: true, model: asModel, blob: file, name: file.name || 'the dropped file' } : { id, user: true, model: asModel, url };
+  const source = file ? { id, user: true, model: asModel, blob: file, companion, name: file.name || 'the dropped file' } : { id, user: true, model: asModel, url };
   loadModel(source, { options: {} });
 }
 
@@ -1599,7 +1609,7 @@ function wire() {
     const file = e.dataTransfer.files[0];
     if (!file) return;
     // A file dropped on the model card is a model; elsewhere a photo, unless its name says model.
-    if (modelCard.contains(e.target)) loadUserFile({ file });
+    if (modelCard.contains(e.target) || /\.onnx$/i.test(file.name)) loadUserFile(splitFiles(e.dataTransfer.files));
     else takeFile(file);
   });
   document.addEventListener('paste', (e) => {
@@ -1624,7 +1634,7 @@ function wire() {
   });
   $('#model-select').addEventListener('change', (e) => chooseModel(e.target.value));
   $('#weights-input').addEventListener('change', (e) => {
-    loadUserFile({ file: e.target.files[0] });
+    loadUserFile(splitFiles(e.target.files));
     e.target.value = '';
   });
   $('#prep-select').addEventListener('change', (e) => changePreprocessing(e.target.value));

@@ -167,14 +167,16 @@ const ops = {
   // memory. With `fallback`, a file that cannot be read as `options.model` is tried once more
   // without it (the file may hold another network that is recognised on its own). On failure the
   // engine keeps its previous model (and this worker the previous bytes).
-  async load({ sourceId, keep, url, sha256, size, blob, options = {}, fallback }, report) {
+  async load({ sourceId, keep, url, sha256, size, blob, companion, options = {}, fallback }, report) {
     const e = needEngine();
     let bytes;
+    let extra = null;
     let source = {};
     if (kept && sourceId !== undefined && kept.sourceId === sourceId) {
-      ({ bytes, source } = kept);
+      ({ bytes, source, extra } = kept);
     } else if (blob) {
       bytes = await readBlob(blob, report);
+      if (companion) extra = { name: companion.name, bytes: await readBlob(companion, report) };
     } else if (url) {
       const got = await weightsFromUrl({ url, sha256, size }, report);
       bytes = got.bytes;
@@ -186,19 +188,19 @@ const ops = {
     let description;
     let opened = 'as-asked';
     try {
-      description = await e.load(bytes, JSON.stringify(options));
+      description = await e.load(bytes, JSON.stringify(options), extra?.name, extra?.bytes);
     } catch (err) {
       if (!fallback || !options.model || err instanceof WebAssembly.RuntimeError) throw err;
       const { model: _asked, ...rest } = options;
       try {
-        description = await e.load(bytes, JSON.stringify(rest));
+        description = await e.load(bytes, JSON.stringify(rest), extra?.name, extra?.bytes);
         opened = 'recognised';
       } catch (again) {
         if (again instanceof WebAssembly.RuntimeError) throw again;
         throw err; // the first message says what was wrong with the file as the model asked for
       }
     }
-    kept = keep ? { sourceId, bytes, source } : null;
+    kept = keep ? { sourceId, bytes, source, extra } : null;
     return { info: JSON.parse(description), opened, bytes: bytes.length, ...source };
   },
 

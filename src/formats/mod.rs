@@ -7,6 +7,7 @@
 pub mod keras_h5;
 pub mod keras_zip;
 pub mod layout;
+pub mod onnx;
 pub mod raw;
 pub mod torch;
 
@@ -205,6 +206,7 @@ pub enum Format {
     /// A ZIP: a Keras 3 `.keras` file or a PyTorch zip checkpoint.
     Zip,
     TorchLegacy,
+    Onnx,
 }
 
 impl Format {
@@ -217,8 +219,10 @@ impl Format {
             Ok(Self::TorchLegacy)
         } else if looks_like_safetensors(bytes) {
             Ok(Self::Safetensors)
+        } else if onnx::is_onnx(bytes) {
+            Ok(Self::Onnx)
         } else {
-            Err(Error::weights("unrecognised file: expected a Keras .keras or .h5 model, a PyTorch .pth, or .safetensors"))
+            Err(Error::weights("unrecognised file: expected an ONNX model, a Keras .keras or .h5 model, a PyTorch .pth, or .safetensors"))
         }
     }
 }
@@ -256,11 +260,20 @@ pub enum Contents {
     KerasWeights(Vec<keras_h5::KerasLayer>),
     /// A Keras model with its architecture (`.keras`, or a whole-model `.h5`).
     KerasModel(keras_zip::KerasModel),
+    /// An ONNX model (graph and weights).
+    Onnx(onnx::OnnxModel),
 }
 
 /// Reads any supported file, recognised by its content.
 pub fn read(bytes: &[u8]) -> Result<Contents> {
+    read_with(bytes, &|_| None)
+}
+
+/// Reads any supported file; `companion` gives the bytes of a file given beside it by name (an
+/// ONNX model's external weights).
+pub fn read_with<'f>(bytes: &[u8], companion: &dyn Fn(&str) -> Option<&'f [u8]>) -> Result<Contents> {
     Ok(match Format::detect(bytes)? {
+        Format::Onnx => Contents::Onnx(onnx::read_onnx(bytes, companion)?),
         Format::Safetensors if is_ours(bytes) => Contents::Ours(WeightSet::from_safetensors(bytes)?),
         Format::Safetensors => Contents::StateDict(read_foreign_safetensors(bytes)?),
         Format::Hdf5 => {

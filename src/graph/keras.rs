@@ -151,16 +151,7 @@ pub fn build(model: KerasModel, default_hw: [usize; 2], device: &Device) -> Resu
     let name = config.get("name").and_then(Value::as_str).unwrap_or("model").to_string();
     let [c, h, w] = input_shape(&class, &config, default_hw)?;
     let mut b = Builder { graph: Graph::new("input", [3, h, w]), store: WeightStore::new(model.weights), device };
-    let input = match c {
-        3 => 0,
-        // A grayscale model sees the photo's luminance (ITU-R BT.601), a 1×1 conv kept in the graph
-        // so gradients still reach the RGB pixels.
-        1 => {
-            let conv = Conv::new((vec![1, 3, 1, 1], vec![0.299, 0.587, 0.114]), None, [1, 1], [1, 1], 1, Padding::Valid, device)?;
-            b.graph.chain("grayscale", Op::Conv { conv, act: Act::Linear })?
-        }
-        _ => return Err(model_err(format!("the model takes {c}-channel input; ConvLens feeds RGB photos (3 channels) or grayscale (1)"))),
-    };
+    let input = super::photo_input(&mut b.graph, c, device)?;
     let out = b.model(&class, &config, input, "", None)?;
     b.graph.set_output(out, super::Head::Softmax);
     b.graph.detach_head();
@@ -469,7 +460,7 @@ impl Builder<'_> {
             "MaxPooling2D" | "AveragePooling2D" => {
                 let size = pair(c, "pool_size", 2)?;
                 let stride = if c.get("strides").is_some_and(|s| !s.is_null()) { pair(c, "strides", 1)? } else { size };
-                let window = Window { size, stride, padding: padding(c, &layer.name)? };
+                let window = Window { size, stride, padding: padding(c, &layer.name)?, count_padding: false };
                 if layer.class == "MaxPooling2D" {
                     Op::MaxPool(window)
                 } else {
@@ -618,7 +609,7 @@ fn activation(v: Option<&Value>, layer: &str) -> Result<Act> {
         "relu6" => Act::Relu6,
         "leaky_relu" => Act::LeakyRelu(0.2),
         "sigmoid" => Act::Sigmoid,
-        "hard_sigmoid" => Act::HardSigmoid,
+        "hard_sigmoid" => Act::HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 },
         "hard_swish" | "hard_silu" => Act::HardSwish,
         "softmax" => Act::Softmax,
         "tanh" => Act::Tanh,

@@ -7,9 +7,10 @@
 //! (Keras) are both turned into this one form.
 
 pub mod keras;
+pub mod onnx;
 pub mod ops;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 
 use crate::error::{Error, Result};
 pub use ops::{Act, LayerKind, Op, Shape};
@@ -17,6 +18,20 @@ pub use ops::{Act, LayerKind, Op, Shape};
 /// The most values one layer may output for one image (2^27 f32 = 512 MiB; VGG16's largest
 /// layer has 3.2 M).
 const MAX_LAYER_VALUES: usize = 1 << 27;
+
+/// The node a model's first layer reads, in a graph whose input is the RGB photo: the input
+/// itself for a 3-channel model; for a grayscale one, the photo's luminance (ITU-R BT.601) as a
+/// 1×1 conv kept in the graph, so gradients still reach the RGB pixels.
+pub fn photo_input(graph: &mut Graph, channels: usize, device: &Device) -> Result<usize> {
+    match channels {
+        3 => Ok(0),
+        1 => {
+            let conv = ops::Conv::new((vec![1, 3, 1, 1], vec![0.299, 0.587, 0.114]), None, [1, 1], [1, 1], 1, ops::Padding::Valid, device)?;
+            graph.chain("grayscale", Op::Conv { conv, act: Act::Linear })
+        }
+        c => Err(Error::Model(format!("the model takes {c}-channel input; ConvLens feeds RGB photos (3 channels) or grayscale (1)"))),
+    }
+}
 
 /// One node: its name (the layer name users see), what it computes, from which nodes.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! Every value travels as [N, C, H, W]; vectors (after Flatten, Dense, global pooling) as
 //! [N, C, 1, 1], so one tensor type flows through the executor and autodiff follows every op.
 
-use burn::tensor::activation::{elu, gelu, hard_sigmoid, leaky_relu, relu, relu6, selu, sigmoid, silu, softmax, softplus, tanh};
+use burn::tensor::activation::{elu, gelu, gelu_approximate, hard_sigmoid, leaky_relu, relu, relu6, selu, sigmoid, silu, softmax, softplus, tanh};
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -28,13 +28,17 @@ pub enum Padding {
     /// TensorFlow / Keras "same": total padding from the input size, the odd pixel after (a
     /// stride-2 window on an even size pads 0 before and 1 after).
     TfSame,
+    /// Fixed (before, after) pixels for height and width (ONNX `pads`; PyTorch's asymmetric and
+    /// ceil-mode windows).
+    Explicit([(usize, usize); 2]),
 }
 
 impl Padding {
-    /// Padding (before, after) of one spatial dimension of `size` for a window of effective
-    /// extent `k` moving by `stride`.
-    pub fn pads(self, size: usize, k: usize, stride: usize) -> (usize, usize) {
+    /// Padding (before, after) of spatial dimension `axis` (0: height, 1: width) of `size` for a
+    /// window of effective extent `k` moving by `stride`.
+    pub fn pads(self, axis: usize, size: usize, k: usize, stride: usize) -> (usize, usize) {
         match self {
+            Padding::Explicit(pairs) => pairs[axis.min(1)],
             Padding::Valid => (0, 0),
             Padding::Same => ((k - 1) / 2, (k - 1) / 2),
             Padding::TfSame => {
@@ -46,8 +50,8 @@ impl Padding {
     }
 
     /// Output size of one dimension, or an error when the window does not fit.
-    fn out_size(self, size: usize, k: usize, stride: usize, what: &str) -> Result<usize> {
-        let (a, b) = self.pads(size, k, stride);
+    fn out_size(self, axis: usize, size: usize, k: usize, stride: usize, what: &str) -> Result<usize> {
+        let (a, b) = self.pads(axis, size, k, stride);
         let padded = size + a + b;
         if padded < k || stride == 0 {
             return Err(bad(format!("{what}: a window of {k} pixels does not fit an input of {size} (weights for a larger input, or a forged file?)")));
@@ -72,13 +76,25 @@ pub enum Act {
     Elu(f32),
     Selu,
     Sigmoid,
-    /// Keras 3: relu6(x + 3) / 6.
-    HardSigmoid,
+    /// clamp(alpha · x + beta, 0, 1) (Keras 3 and PyTorch: alpha 1/6, beta 1/2; ONNX's default 0.2).
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// clamp(x, min, max) (ONNX Clip; ReLU6 is Clip(0, 6)).
+    Clip {
+        min: f32,
+        max: f32,
+    },
     /// x · relu6(x + 3) / 6.
     HardSwish,
     Tanh,
     Swish,
     Gelu,
+    /// GELU with the tanh approximation.
+    GeluTanh,
+    /// The error function (exporters spell GELU as x · (1 + erf(x / √2)) / 2).
+    Erf,
     Softplus,
     /// Softmax over the channels.
     Softmax,
@@ -109,11 +125,14 @@ impl Act {
             Act::Elu(alpha) => elu(x, alpha as f64),
             Act::Selu => selu(x),
             Act::Sigmoid => sigmoid(x),
-            Act::HardSigmoid => hard_sigmoid(x, 1.0 / 6.0, 0.5),
+            Act::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha as f64, beta as f64),
+            Act::Clip { min, max } => x.clamp(min, max),
             Act::HardSwish => x.clone() * hard_sigmoid(x, 1.0 / 6.0, 0.5),
             Act::Tanh => tanh(x),
             Act::Swish => silu(x),
             Act::Gelu => gelu(x),
+            Act::GeluTanh => gelu_approximate(x),
+            Act::Erf => x.erf(),
             Act::Softplus => softplus(x, 1.0),
             Act::Softmax => softmax(x, 1),
         }
@@ -178,14 +197,14 @@ impl Conv {
             return Err(bad(format!("a conv expects {} input channels but receives {c}", self.in_channels())));
         }
         let [eh, ew] = self.extent();
-        Ok([self.out_channels(), self.padding.out_size(h, eh, self.stride[0], "a conv")?, self.padding.out_size(w, ew, self.stride[1], "a conv")?])
+        Ok([self.out_channels(), self.padding.out_size(0, h, eh, self.stride[0], "a conv")?, self.padding.out_size(1, w, ew, self.stride[1], "a conv")?])
     }
 
     /// [N, in, H, W] -> [N, out, H', W']
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         let [eh, ew] = self.extent();
-        let pads = [self.padding.pads(h, eh, self.stride[0]), self.padding.pads(w, ew, self.stride[1])];
+        let pads = [self.padding.pads(0, h, eh, self.stride[0]), self.padding.pads(1, w, ew, self.stride[1])];
         let options = ConvOptions::new_with_padding(self.stride, pads, self.dilation, self.groups);
         conv2d(x, self.weight.clone(), self.bias.clone(), options)
     }
@@ -342,6 +361,9 @@ pub struct Window {
     pub size: [usize; 2],
     pub stride: [usize; 2],
     pub padding: Padding,
+    /// Average pooling divides by the whole window, padded pixels included (PyTorch's default);
+    /// false: by the real pixels only (TensorFlow's and Keras's rule). Max pooling ignores it.
+    pub count_padding: bool,
 }
 
 impl Window {
@@ -351,13 +373,13 @@ impl Window {
         }
         Ok([
             c,
-            self.padding.out_size(h, self.size[0], self.stride[0], "a pooling window")?,
-            self.padding.out_size(w, self.size[1], self.stride[1], "a pooling window")?,
+            self.padding.out_size(0, h, self.size[0], self.stride[0], "a pooling window")?,
+            self.padding.out_size(1, w, self.size[1], self.stride[1], "a pooling window")?,
         ])
     }
 
     fn pairs(&self, h: usize, w: usize) -> [(usize, usize); 2] {
-        [self.padding.pads(h, self.size[0], self.stride[0]), self.padding.pads(w, self.size[1], self.stride[1])]
+        [self.padding.pads(0, h, self.size[0], self.stride[0]), self.padding.pads(1, w, self.size[1], self.stride[1])]
     }
 }
 
@@ -367,9 +389,37 @@ pub enum Merge {
     Add,
     Subtract,
     Multiply,
+    Divide,
     Average,
     Maximum,
     Minimum,
+}
+
+impl Merge {
+    /// Two operands (broadcast where one has size 1 on a dimension); Average sums, the caller divides.
+    fn apply(self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+        match self {
+            Merge::Add | Merge::Average => a + b,
+            Merge::Subtract => a - b,
+            Merge::Multiply => a * b,
+            Merge::Divide => a / b,
+            Merge::Maximum => a.max_pair(b),
+            Merge::Minimum => a.min_pair(b),
+        }
+    }
+}
+
+/// The shape of an element-wise op's result: on each dimension the inputs agree or are 1 (a
+/// per-channel vector over a map in squeeze-excite, a one-channel spatial gate).
+fn broadcast(shapes: &[Shape]) -> Result<Shape> {
+    let first = shapes.first().copied().unwrap_or([0, 0, 0]);
+    let out = shapes.iter().fold(first, |m, s| [m[0].max(s[0]), m[1].max(s[1]), m[2].max(s[2])]);
+    for s in shapes {
+        if (0..3).any(|d| s[d] != out[d] && s[d] != 1) {
+            return Err(bad(format!("combining values of shapes {shapes:?} element by element")));
+        }
+    }
+    Ok(out)
 }
 
 /// What a node computes from its inputs. (The conv variants are larger than the others; a graph
@@ -397,7 +447,7 @@ pub enum Op {
     Affine(Affine),
     Activation(Act),
     MaxPool(Window),
-    /// Average pooling; padded pixels are not counted (TensorFlow's and Keras's rule).
+    /// Average pooling (the window says whether padded pixels count).
     AvgPool(Window),
     GlobalAvgPool,
     GlobalMaxPool,
@@ -414,6 +464,13 @@ pub enum Op {
     /// H, W, C).
     Reshape(Vec<usize>),
     Merge(Merge),
+    /// An element-wise op between the input and a constant broadcast over it ([1, C or 1, H or 1,
+    /// W or 1]); `constant_first` puts the constant on the left (for Subtract and Divide).
+    WithConstant {
+        merge: Merge,
+        constant: Tensor<4>,
+        constant_first: bool,
+    },
     /// Concatenation along the channels.
     Concat,
     /// The input unchanged (a name for another node's value).
@@ -454,7 +511,7 @@ impl Op {
             Op::Input => LayerKind::Input,
             Op::Conv { .. } | Op::Separable { .. } => LayerKind::Conv,
             Op::Dense { .. } => LayerKind::Dense,
-            Op::Affine(_) => LayerKind::Norm,
+            Op::Affine(_) | Op::WithConstant { .. } => LayerKind::Norm,
             Op::Activation(_) => LayerKind::Activation,
             Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool | Op::GlobalMaxPool => LayerKind::Pool,
             Op::Merge(_) | Op::Concat => LayerKind::Merge,
@@ -509,15 +566,10 @@ impl Op {
                     _ => return Err(Error::invalid(format!("a reshape to {target:?}: ConvLens handles vectors and (H, W, C) maps"))),
                 }
             }
-            Op::Merge(_) => {
-                let out = shapes.iter().fold(first, |m, s| [m[0].max(s[0]), m[1].max(s[1]), m[2].max(s[2])]);
-                for s in shapes {
-                    // Equal shapes, or a per-channel vector broadcast over the map (squeeze-excite).
-                    if *s != out && *s != [out[0], 1, 1] {
-                        return Err(bad(format!("merging maps of shapes {shapes:?}")));
-                    }
-                }
-                out
+            Op::Merge(_) => broadcast(shapes)?,
+            Op::WithConstant { constant, .. } => {
+                let [_, cc, ch, cw] = constant.dims();
+                broadcast(&[first, [cc, ch, cw]])?
             }
             Op::Concat => {
                 if shapes.iter().any(|s| s[1] != h || s[2] != w) {
@@ -536,13 +588,7 @@ impl Op {
                 let count = inputs.len();
                 let mut it = inputs.into_iter();
                 let first = it.next().ok_or_else(|| Error::Backend("a merge without inputs".into()))?;
-                let y = it.fold(first, |a, b| match merge {
-                    Merge::Add | Merge::Average => a + b,
-                    Merge::Subtract => a - b,
-                    Merge::Multiply => a * b,
-                    Merge::Maximum => a.max_pair(b),
-                    Merge::Minimum => a.min_pair(b),
-                });
+                let y = it.fold(first, |a, b| merge.apply(a, b));
                 Ok(if *merge == Merge::Average { y.div_scalar(count as f32) } else { y })
             }
             Op::Concat => Ok(Tensor::cat(inputs, 1)),
@@ -558,6 +604,13 @@ impl Op {
         let [n, c, h, w] = x.dims();
         match self {
             Op::Input | Op::Identity | Op::Merge(_) | Op::Concat => x,
+            Op::WithConstant { merge, constant, constant_first } => {
+                if *constant_first {
+                    merge.apply(constant.clone(), x)
+                } else {
+                    merge.apply(x, constant.clone())
+                }
+            }
             Op::Conv { conv, act } => act.apply(conv.forward(x)),
             Op::Separable { depthwise, pointwise, act } => act.apply(pointwise.forward(depthwise.forward(x))),
             Op::Dense { dense, act } => act.apply(dense.forward(x)),
@@ -565,7 +618,8 @@ impl Op {
             Op::Activation(act) => act.apply(x),
             Op::MaxPool(win) => max_pool2d(x, MaxPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w))),
             Op::AvgPool(win) => {
-                let options = AvgPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w)).with_count_include_pad(false);
+                let options =
+                    AvgPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w)).with_count_include_pad(win.count_padding);
                 avg_pool2d(x, options)
             }
             Op::GlobalAvgPool => x.mean_dims(&[2, 3]),
@@ -593,23 +647,25 @@ mod tests {
 
     #[test]
     fn tf_same_pads_the_odd_pixel_after() {
-        assert_eq!(Padding::TfSame.pads(224, 3, 2), (0, 1));
-        assert_eq!(Padding::TfSame.pads(7, 3, 1), (1, 1));
-        assert_eq!(Padding::TfSame.pads(5, 5, 2), (2, 2));
-        assert_eq!(Padding::Same.pads(9, 3, 1), (1, 1));
+        assert_eq!(Padding::TfSame.pads(0, 224, 3, 2), (0, 1));
+        assert_eq!(Padding::TfSame.pads(1, 7, 3, 1), (1, 1));
+        assert_eq!(Padding::TfSame.pads(0, 5, 5, 2), (2, 2));
+        assert_eq!(Padding::Same.pads(0, 9, 3, 1), (1, 1));
+        assert_eq!(Padding::Explicit([(1, 0), (0, 1)]).pads(1, 9, 3, 1), (0, 1));
     }
 
     #[test]
     fn windows_larger_than_the_input_are_errors() {
-        assert!(Padding::Valid.out_size(2, 3, 1, "x").is_err());
-        assert_eq!(Padding::Valid.out_size(5, 3, 2, "x").unwrap(), 2);
+        assert!(Padding::Valid.out_size(0, 2, 3, 1, "x").is_err());
+        assert_eq!(Padding::Valid.out_size(0, 5, 3, 2, "x").unwrap(), 2);
     }
 
     #[test]
-    fn merge_shapes_broadcast_vectors_only() {
+    fn merge_shapes_broadcast_where_a_side_is_one() {
         let op = Op::Merge(Merge::Multiply);
         assert_eq!(op.out_shape(&[[8, 4, 4], [8, 1, 1]]).unwrap(), [8, 4, 4]);
         assert!(op.out_shape(&[[8, 4, 4], [8, 2, 2]]).is_err());
+        assert_eq!(op.out_shape(&[[8, 4, 4], [1, 4, 4]]).unwrap(), [8, 4, 4]);
         assert!(Op::Merge(Merge::Add).out_shape(&[[8, 4, 4], [4, 4, 4]]).is_err());
     }
 }

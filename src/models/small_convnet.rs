@@ -41,7 +41,7 @@ pub const WEIGHTED_LAYERS: [&str; 6] = ["conv2d_1", "conv2d_2", "conv2d_3", "con
 
 fn build(w: &mut WeightSet, device: &Device) -> Result<Graph> {
     let mut g = Graph::new("input", [3, MODEL.input_size, MODEL.input_size]);
-    let pool = Op::MaxPool(Window { size: [2, 2], stride: [2, 2], padding: Padding::Valid });
+    let pool = Op::MaxPool(Window { size: [2, 2], stride: [2, 2], padding: Padding::Valid, count_padding: false });
     for i in 1..=4 {
         let name = format!("conv2d_{i}");
         g.chain(&name, conv_op(w, &name, 1, Padding::Valid, Act::Relu, device)?)?;

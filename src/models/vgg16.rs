@@ -43,7 +43,7 @@ pub fn weighted_layer_names() -> Vec<String> {
 
 fn build(w: &mut WeightSet, device: &Device) -> Result<Graph> {
     let mut g = Graph::new("input", [3, MODEL.input_size, MODEL.input_size]);
-    let pool = Op::MaxPool(Window { size: [2, 2], stride: [2, 2], padding: Padding::Valid });
+    let pool = Op::MaxPool(Window { size: [2, 2], stride: [2, 2], padding: Padding::Valid, count_padding: false });
     for (block, convs) in BLOCKS {
         for i in 1..=convs {
             let name = format!("block{block}_conv{i}");

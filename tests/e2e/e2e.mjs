@@ -26,6 +26,8 @@ const CAT_CLASSES = [281, 282, 283, 284, 285];
 const KERAS_DIR = path.join(repo, 'tests/fixtures/keras');
 const KERAS_MODEL = path.join(KERAS_DIR, 'seq_aug_128.keras');
 const KERAS_BAD = path.join(KERAS_DIR, 'bad_unsupported_layer.keras');
+const ONNX_DIR = path.join(repo, 'tests/fixtures/onnx');
+const ONNX_MODEL = path.join(ONNX_DIR, 'view_dynamo21_external.onnx');
 
 function fail(message) {
   console.error(`e2e: ${message}`);
@@ -151,17 +153,45 @@ async function dropFile(page, file, { name = path.basename(file), type = 'applic
 }
 
 async function dropBytes(page, { name, data, type, target }) {
+  await dropMany(page, [{ name, data, type }], target);
+}
+
+// Drops several files at once ({name, data (base64), type}) on the element `target`.
+async function dropMany(page, files, target) {
   await page.evaluate(
-    ({ name, data, type, target }) => {
-      const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    ({ files, target }) => {
       const transfer = new DataTransfer();
-      transfer.items.add(new File([bytes], name, { type }));
+      for (const { name, data, type } of files) transfer.items.add(new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], name, { type }));
       const el = document.querySelector(target);
       el.dispatchEvent(new DragEvent('dragover', { bubbles: true, cancelable: true, dataTransfer: transfer }));
       el.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: transfer }));
     },
-    { name, data, type, target },
+    { files, target },
   );
+}
+
+// An ONNX model with its external-data file, dropped together on the page: it opens as the
+// user's model, predicts, and Grad-CAM has gradients through it.
+async function checkOnnxModel(page, photo) {
+  const reference = JSON.parse(readFileSync(ONNX_MODEL.replace(/\.onnx$/, '.json'), 'utf8'));
+  const [inH, inW] = reference.input_hw;
+  await step('an ONNX model and its .onnx.data dropped together open as “Your model”', async () => {
+    const t0 = Date.now();
+    const file = (f) => ({ name: path.basename(f), data: readFileSync(f).toString('base64'), type: 'application/octet-stream' });
+    await dropMany(page, [file(`${ONNX_MODEL}.data`), file(ONNX_MODEL)], '[data-testid="dropzone"]');
+    await page.waitForFunction((hw) => /^Your model/.test(document.querySelector('[data-testid="model-status"]').textContent) && document.querySelector('[data-testid="model-status"]').textContent.includes(hw), `${inH}×${inW}`, { timeout: WAIT });
+    time('drop .onnx + .data → model loaded', Date.now() - t0);
+    const status = (await page.textContent('[data-testid="model-status"]')).replace(/\s+/g, ' ').trim();
+    console.log(`      status: ${status}`);
+    assert(status.includes('5 classes') && /ONNX/.test(status), `the status does not describe the ONNX model: “${status}”`);
+    await page.waitForSelector(`[data-testid="predictions"][data-state="ready"][data-from-file="true"][data-photo="${photo}"]`, { timeout: WAIT });
+    const rows = await page.$$eval('[data-testid="prediction"]', (lis) => lis.length);
+    assert(rows === 5, `${rows} predictions for a 5-class model`);
+    assert((await page.$eval('[data-testid="preprocessing-select"]', (s) => s.value)) === 'torch', 'an ONNX file is not read with torchvision preprocessing by default');
+    await page.click('[role="tab"][data-view="gradcam"]');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-from-file="true"]', { timeout: WAIT });
+    await shot(page, 'onnx-gradcam');
+  });
 }
 
 // Mean |overlay − photo| (0–255) over the whole Grad-CAM canvas, against the sample photo.
@@ -555,6 +585,7 @@ async function checkBackend(browser, base, backend) {
     });
 
     // 6. The user's own Keras model, then files that cannot be used.
+    await checkOnnxModel(page, 'rocket.jpg');
     await checkKerasModel(page, 'rocket.jpg');
     await checkBadModelFiles(page);
 
