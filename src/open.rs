@@ -7,8 +7,8 @@ use burn::tensor::Device;
 
 use crate::error::{Error, Result};
 use crate::formats::keras_zip::{KerasModel, KerasWeights};
-use crate::formats::{self, Contents, WeightSet};
 use crate::formats::onnx::OnnxModel;
+use crate::formats::{self, Contents, WeightSet};
 use crate::graph::{keras, onnx};
 use crate::models::{self, BuiltIn, CATALOGUE};
 use crate::network::{ModelInfo, Network};

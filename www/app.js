@@ -11,7 +11,7 @@ const $$ = (selector) => Array.from(document.querySelectorAll(selector));
 const VIEWS = ['gradcam', 'activations', 'filters'];
 const SAMPLES = ['cat', 'coffee', 'astronaut', 'rocket'];
 const MAX_PHOTO_SIDE = 1024;
-const MODEL_EXTENSIONS = /\.(keras|h5|hdf5|pth|pt|safetensors|bin|ckpt)$/i;
+const MODEL_EXTENSIONS = /\.(onnx|keras|h5|hdf5|pth|pt|safetensors|bin|ckpt)$/i;
 // The model menu's entry for a model file the user brings (its value in the menu and the hash).
 const FILE_ENTRY = 'file';
 const FILE_ENTRY_TEXT = 'Your model (.onnx, .keras, .h5, .pth, .safetensors)';
@@ -1006,12 +1006,12 @@ async function loadSample(sample) {
 }
 
 // A file from the picker, a drop or the clipboard: a photo, or a weights file dropped in the wrong place.
-function takeFile(file) {
+function takeFile(file, companion) {
   if (!file) return;
   if (MODEL_EXTENSIONS.test(file.name) && !file.type.startsWith('image/')) {
     setError('photo', '');
     $('#model-card').scrollIntoView({ behavior: 'smooth', block: 'nearest' });
-    loadUserFile({ file });
+    loadUserFile({ file, companion });
     return;
   }
   usePhoto(file, { name: file.name || 'pasted image' });
@@ -1606,11 +1606,13 @@ function wire() {
     endDrag();
     if (!hasFiles(e)) return;
     e.preventDefault();
-    const file = e.dataTransfer.files[0];
-    if (!file) return;
-    // A file dropped on the model card is a model; elsewhere a photo, unless its name says model.
-    if (modelCard.contains(e.target) || /\.onnx$/i.test(file.name)) loadUserFile(splitFiles(e.dataTransfer.files));
-    else takeFile(file);
+    const files = [...e.dataTransfer.files];
+    if (!files.length) return;
+    // A file dropped on the model card is a model; elsewhere a photo, unless its name says model
+    // (several files at once: a model and its external weights).
+    const { file, companion } = splitFiles(files);
+    if (modelCard.contains(e.target)) loadUserFile({ file, companion });
+    else takeFile(file, companion);
   });
   document.addEventListener('paste', (e) => {
     const items = [...(e.clipboardData?.items || [])];

@@ -121,7 +121,13 @@ impl<'a> Wire<'a> {
     fn floats_into(self, width: usize, out: &mut Vec<f64>) -> Result<()> {
         match self {
             Wire::Bytes(b) if b.len() % width == 0 => {
-                out.extend(b.chunks_exact(width).map(|c| if width == 4 { f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64 } else { f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) }));
+                out.extend(b.chunks_exact(width).map(|c| {
+                    if width == 4 {
+                        f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64
+                    } else {
+                        f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))
+                    }
+                }));
                 Ok(())
             }
             Wire::Fixed32(v) => Ok(out.push(f32::from_bits(v) as f64)),
@@ -480,7 +486,9 @@ pub fn decode_tensor<'f>(t: &TensorProto, external: &dyn Fn(&str) -> Option<&'f 
         dtype::INT64 | dtype::DOUBLE => 8,
         dtype::FLOAT16 | dtype::BFLOAT16 => 2,
         dtype::UINT8 | dtype::INT8 | dtype::BOOL => 1,
-        other => return Err(Error::Model(format!("tensor '{name}' has ONNX element type {other}, which ConvLens does not read (f32, f16, bf16, f64 and integers)"))),
+        other => {
+            return Err(Error::Model(format!("tensor '{name}' has ONNX element type {other}, which ConvLens does not read (f32, f16, bf16, f64 and integers)")))
+        }
     };
     if let Some(raw) = raw {
         if raw.len() != count * width {
@@ -524,11 +532,12 @@ pub fn decode_tensor<'f>(t: &TensorProto, external: &dyn Fn(&str) -> Option<&'f 
 fn external_slice<'f>(t: &TensorProto, external: &dyn Fn(&str) -> Option<&'f [u8]>) -> Result<&'f [u8]> {
     let field = |key: &str| t.external_data.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let location = field("location").ok_or_else(|| Error::weights(format!("tensor '{}' is stored outside the file but names no location", t.name)))?;
-    let file = external(location).ok_or_else(|| {
-        Error::weights(format!("this model keeps its weights in a separate file '{location}': give it together with the .onnx file"))
-    })?;
+    let file = external(location)
+        .ok_or_else(|| Error::weights(format!("this model keeps its weights in a separate file '{location}': give it together with the .onnx file")))?;
     let number = |key: &str| -> Result<Option<usize>> {
-        field(key).map(|v| v.parse::<usize>().map_err(|_| Error::weights(format!("tensor '{}': external-data {key} '{v}' is not a number", t.name)))).transpose()
+        field(key)
+            .map(|v| v.parse::<usize>().map_err(|_| Error::weights(format!("tensor '{}': external-data {key} '{v}' is not a number", t.name))))
+            .transpose()
     };
     let offset = number("offset")?.unwrap_or(0);
     let length = number("length")?.unwrap_or(file.len().saturating_sub(offset));

@@ -473,6 +473,13 @@ pub enum Op {
     },
     /// Concatenation along the channels.
     Concat,
+    /// Channels start..start + len (a split or slice along the channels).
+    Channels {
+        start: usize,
+        len: usize,
+    },
+    /// ShuffleNet's channel shuffle: the channels seen as [groups, C / groups], transposed.
+    ChannelShuffle(usize),
     /// The input unchanged (a name for another node's value).
     Identity,
 }
@@ -515,7 +522,7 @@ impl Op {
             Op::Activation(_) => LayerKind::Activation,
             Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool | Op::GlobalMaxPool => LayerKind::Pool,
             Op::Merge(_) | Op::Concat => LayerKind::Merge,
-            Op::Pad(_) | Op::Crop(_) | Op::Flatten { .. } | Op::Reshape(_) | Op::Identity => LayerKind::Reshape,
+            Op::Pad(_) | Op::Crop(_) | Op::Flatten { .. } | Op::Reshape(_) | Op::Identity | Op::Channels { .. } | Op::ChannelShuffle(_) => LayerKind::Reshape,
         }
     }
 
@@ -570,6 +577,18 @@ impl Op {
             Op::WithConstant { constant, .. } => {
                 let [_, cc, ch, cw] = constant.dims();
                 broadcast(&[first, [cc, ch, cw]])?
+            }
+            Op::Channels { start, len } => {
+                if *len == 0 || start.checked_add(*len).is_none_or(|end| end > c) {
+                    return Err(bad(format!("channels {start}..+{len} of {c}")));
+                }
+                [*len, h, w]
+            }
+            Op::ChannelShuffle(groups) => {
+                if *groups == 0 || c % groups != 0 {
+                    return Err(bad(format!("a shuffle of {c} channels in {groups} groups")));
+                }
+                first
             }
             Op::Concat => {
                 if shapes.iter().any(|s| s[1] != h || s[2] != w) {
@@ -626,6 +645,8 @@ impl Op {
             Op::GlobalMaxPool => x.max_dims(&[2, 3]),
             Op::Pad(pairs) => x.pad(*pairs, burn::tensor::ops::PadMode::Constant(0.0)),
             Op::Crop([(t, b), (l, r)]) => x.narrow(2, *t, h - t - b).narrow(3, *l, w - l - r),
+            Op::Channels { start, len } => x.narrow(1, *start, *len),
+            Op::ChannelShuffle(groups) => x.reshape([n, *groups, c / groups, h, w]).swap_dims(1, 2).reshape([n, c, h, w]),
             Op::Flatten { channels_last } => {
                 let x = if *channels_last && h * w > 1 { x.permute([0, 2, 3, 1]) } else { x };
                 x.reshape([n, c * h * w, 1, 1])

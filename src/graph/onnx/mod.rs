@@ -20,7 +20,7 @@ use fold::Nd;
 
 /// The ONNX ops ConvLens runs, in brief for error messages (the README lists them all).
 pub const SUPPORTED: &str = "Conv, BatchNormalization, the usual activations, element-wise arithmetic, pooling, \
-Gemm/MatMul, Flatten/Reshape, Concat and Pad (the README lists them)";
+Gemm/MatMul, Flatten/Reshape, Concat, Split and Pad (the README lists them)";
 
 /// A model read from an ONNX file.
 pub struct OnnxGraph {
@@ -38,7 +38,18 @@ fn model_err(msg: impl Into<String>) -> Error {
 enum Value {
     /// A graph node's output, of ONNX rank 4 (a map) or 2 (a vector [N, F]); `nhwc`: the ONNX
     /// tensor is this map in channels-last order.
-    Node { index: usize, rank: usize, nhwc: bool },
+    Node {
+        index: usize,
+        rank: usize,
+        nhwc: bool,
+    },
+    /// A map's channels viewed as [1, groups, C / groups, H, W] (rank 5), `swapped` after a
+    /// transpose of those two axes: ShuffleNet's channel shuffle, on its way back to a map.
+    Grouped {
+        index: usize,
+        groups: usize,
+        swapped: bool,
+    },
     Const(Array),
 }
 
@@ -90,7 +101,7 @@ pub fn build(model: OnnxModel, default_hw: [usize; 2], device: &Device) -> Resul
             Error::Model(m) | Error::Weights(m) | Error::Invalid(m) => model_err(format!("node '{name}' ({}): {m}", node.op_type)),
             other => other,
         })?;
-        if let Some(out) = node.output.first() {
+        for (out, value) in node.output.iter().zip(value) {
             b.values.insert(out.clone(), value);
         }
     }
@@ -119,15 +130,46 @@ impl Builder<'_> {
     fn input(&self, node: &NodeProto, i: usize) -> Result<In> {
         match self.value(node, i)? {
             Value::Node { index, rank, nhwc } => Ok(In { index: *index, rank: *rank, nhwc: *nhwc }),
+            Value::Grouped { .. } => Err(model_err("reads a map's channels in groups (rank 5); ConvLens handles only a channel shuffle")),
             Value::Const(_) => Err(model_err(format!("input {i} is a constant where ConvLens expects a value computed from the image"))),
         }
+    }
+
+    /// Split along the channels: one node per part.
+    fn split(&mut self, node: &NodeProto) -> Result<Vec<Value>> {
+        let x = self.input(node, 0)?;
+        let channels = if x.nhwc { 3 } else { 1 };
+        if fold::axis(attr_i(node, "axis", 0), x.rank)? != channels {
+            return Err(model_err("a split along another axis than the channels"));
+        }
+        let c = self.graph.nodes()[x.index].shape[0];
+        let parts = node.output.len().max(1);
+        let sizes: Vec<usize> = match self.optional_constant(node, 1)? {
+            Some(a) => a.ints().iter().map(|&v| v.max(0) as usize).collect(),
+            None if !attr_ints(node, "split").is_empty() => attr_ints(node, "split").iter().map(|&v| v.max(0) as usize).collect(),
+            None => {
+                let each = c.div_ceil(parts);
+                (0..parts).map(|i| each.min(c.saturating_sub(i * each))).collect()
+            }
+        };
+        if sizes.len() != parts || sizes.iter().sum::<usize>() != c {
+            return Err(model_err(format!("a split of {c} channels into {sizes:?}")));
+        }
+        let mut start = 0;
+        let mut values = Vec::new();
+        for (out, len) in node.output.iter().zip(sizes) {
+            let index = self.graph.add(out.clone(), Op::Channels { start, len }, &[x.index])?;
+            values.push(Value::Node { index, rank: x.rank, nhwc: x.nhwc });
+            start += len;
+        }
+        Ok(values)
     }
 
     /// Input `i`, which must be a constant (a weight, or shape arithmetic that folds).
     fn constant(&self, node: &NodeProto, i: usize) -> Result<&Array> {
         match self.value(node, i)? {
             Value::Const(a) => Ok(a),
-            Value::Node { .. } => Err(model_err(format!("input {i} is computed from the image; ConvLens needs it to be a constant"))),
+            Value::Node { .. } | Value::Grouped { .. } => Err(model_err(format!("input {i} is computed from the image; ConvLens needs it to be a constant"))),
         }
     }
 
@@ -180,7 +222,15 @@ impl Builder<'_> {
         Ok(Tensor::from_data(TensorData::new(values, dims), self.device))
     }
 
-    fn node(&mut self, node: &NodeProto, name: &str) -> Result<Value> {
+    /// A node's outputs (one, or a Split's several).
+    fn node(&mut self, node: &NodeProto, name: &str) -> Result<Vec<Value>> {
+        if node.op_type == "Split" && matches!(self.value(node, 0)?, Value::Node { .. }) {
+            return self.split(node);
+        }
+        self.single(node, name).map(|v| vec![v])
+    }
+
+    fn single(&mut self, node: &NodeProto, name: &str) -> Result<Value> {
         if !node.domain.is_empty() && node.domain != "ai.onnx" {
             return Err(model_err(format!("an op of domain '{}'; ConvLens runs standard ONNX ops: {SUPPORTED}", node.domain)));
         }
@@ -268,7 +318,11 @@ impl Builder<'_> {
                 let base = node_name(node);
                 let positive = self.graph.add(format!("{base}/positive"), Op::Activation(Act::Relu), &[x.index])?;
                 let negative = self.graph.add(format!("{base}/negative"), Op::Activation(Act::Clip { min: f32::NEG_INFINITY, max: 0.0 }), &[x.index])?;
-                let scaled = self.graph.add(format!("{base}/scaled"), Op::WithConstant { merge: Merge::Multiply, constant: slope, constant_first: false }, &[negative])?;
+                let scaled = self.graph.add(
+                    format!("{base}/scaled"),
+                    Op::WithConstant { merge: Merge::Multiply, constant: slope, constant_first: false },
+                    &[negative],
+                )?;
                 Made::Op(Op::Merge(Merge::Add), vec![positive, scaled], x.rank, x.nhwc)
             }
             "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => self.elementwise(node)?,
@@ -294,7 +348,11 @@ impl Builder<'_> {
             }
             "ReduceMean" | "ReduceMax" => {
                 let x = self.input(node, 0)?;
-                let axes = if self.opset >= 18 || self.has(node, 1) { self.optional_constant(node, 1)?.map(Array::ints).unwrap_or_default() } else { attr_ints(node, "axes") };
+                let axes = if self.opset >= 18 || self.has(node, 1) {
+                    self.optional_constant(node, 1)?.map(Array::ints).unwrap_or_default()
+                } else {
+                    attr_ints(node, "axes")
+                };
                 let mut axes = axes.iter().map(|&a| fold::axis(a, x.rank)).collect::<Result<Vec<usize>>>()?;
                 axes.sort_unstable();
                 let spatial = if x.nhwc { [1, 2] } else { [2, 3] };
@@ -312,6 +370,20 @@ impl Builder<'_> {
                 }
                 self.flatten(x)
             }
+            "Reshape" if matches!(self.value(node, 0)?, Value::Grouped { .. }) => {
+                let Value::Grouped { index, groups, swapped } = *self.value(node, 0)? else { unreachable!() };
+                let [c, h, w] = self.graph.nodes()[index].shape;
+                let to = fold::reshape_target(&[1, groups, c / groups, h, w], &self.constant(node, 1)?.ints(), attr_i(node, "allowzero", 0) != 0)?;
+                if to != [1, c, h, w] {
+                    return Err(model_err(format!("a reshape of grouped channels to {to:?}")));
+                }
+                if swapped {
+                    // The view was [1, g, C/g, H, W] before its transpose: a shuffle of g groups.
+                    Made::Op(Op::ChannelShuffle(c / groups), vec![index], 4, false)
+                } else {
+                    Made::Alias(Value::Node { index, rank: 4, nhwc: false })
+                }
+            }
             "Reshape" => {
                 let x = self.input(node, 0)?;
                 let target = self.constant(node, 1)?.ints();
@@ -324,6 +396,8 @@ impl Builder<'_> {
                     self.flatten(x)
                 } else if to == [1, c * h * w, 1, 1] && h * w == 1 {
                     Made::Alias(Value::Node { index: x.index, rank: 4, nhwc: false })
+                } else if to.len() == 5 && x.rank == 4 && !x.nhwc && to[0] == 1 && to[1] * to[2] == c && to[3..] == [h, w] {
+                    Made::Alias(Value::Grouped { index: x.index, groups: to[1], swapped: false })
                 } else {
                     return Err(model_err(format!("a reshape of {from:?} to {to:?}; ConvLens reshapes maps to vectors only")));
                 }
@@ -337,6 +411,15 @@ impl Builder<'_> {
                     return Err(model_err(format!("a {op} of a value of rank {}; ConvLens squeezes 1×1 maps only", x.rank)));
                 }
                 Made::Alias(Value::Node { index: x.index, rank, nhwc: false })
+            }
+            "Transpose" if matches!(self.value(node, 0)?, Value::Grouped { .. }) => {
+                let Value::Grouped { index, groups, swapped } = *self.value(node, 0)? else { unreachable!() };
+                if attr_ints(node, "perm") != [0, 2, 1, 3, 4] {
+                    return Err(model_err("a transpose of grouped channels other than a channel shuffle"));
+                }
+                let c = self.graph.nodes()[index].shape[0];
+                // [1, g, C/g, H, W] → [1, C/g, g, H, W]: the same shuffle, seen with C/g groups.
+                Made::Alias(Value::Grouped { index, groups: c / groups, swapped: !swapped })
             }
             "Transpose" => {
                 let x = self.input(node, 0)?;
@@ -407,6 +490,27 @@ impl Builder<'_> {
                 Made::Op(op, vec![x.index], 4, false)
             }
             "Gemm" | "MatMul" => self.dense(node)?,
+            "Slice" => {
+                let x = self.input(node, 0)?;
+                let c = self.graph.nodes()[x.index].shape[0];
+                let (starts, ends) = (self.constant(node, 1)?.ints(), self.constant(node, 2)?.ints());
+                let axes = match self.optional_constant(node, 3)? {
+                    Some(a) => a.ints(),
+                    None => (0..starts.len() as i64).collect(),
+                };
+                let steps = self.optional_constant(node, 4)?.map(Array::ints).unwrap_or_else(|| vec![1; starts.len()]);
+                let channels = if x.nhwc { 3 } else { 1 };
+                let axes = axes.iter().map(|&a| fold::axis(a, x.rank)).collect::<Result<Vec<usize>>>()?;
+                if axes != [channels] || steps != [1] {
+                    return Err(model_err("a slice other than a run of channels"));
+                }
+                let clamp = |v: i64| (if v < 0 { v.saturating_add(c as i64) } else { v }).clamp(0, c as i64) as usize;
+                let (start, end) = (clamp(starts[0]), clamp(ends[0]));
+                if end <= start {
+                    return Err(model_err("an empty slice"));
+                }
+                Made::Op(Op::Channels { start, len: end - start }, vec![x.index], x.rank, x.nhwc)
+            }
             other => return Err(model_err(format!("ConvLens does not run the op {other}; it runs {SUPPORTED}"))),
         })
     }
@@ -536,6 +640,10 @@ impl Builder<'_> {
         let shape: Vec<i64> = match self.value(node, 0)? {
             Value::Const(a) => a.shape().iter().map(|&d| d as i64).collect(),
             Value::Node { index, rank, nhwc } => self.onnx_shape(In { index: *index, rank: *rank, nhwc: *nhwc }).iter().map(|&d| d as i64).collect(),
+            Value::Grouped { index, groups, .. } => {
+                let [c, h, w] = self.graph.nodes()[*index].shape;
+                [1, *groups, c / groups, h, w].iter().map(|&d| d as i64).collect()
+            }
         };
         let n = shape.len() as i64;
         let clamp = |v: i64| (if v < 0 { v + n } else { v }).clamp(0, n) as usize;
