@@ -113,7 +113,10 @@ impl<'a> Wire<'a> {
                 }
                 Ok(())
             }
-            other => Ok(out.push(other.int()?)),
+            other => {
+                out.push(other.int()?);
+                Ok(())
+            }
         }
     }
 
@@ -130,8 +133,14 @@ impl<'a> Wire<'a> {
                 }));
                 Ok(())
             }
-            Wire::Fixed32(v) => Ok(out.push(f32::from_bits(v) as f64)),
-            Wire::Fixed64(v) => Ok(out.push(f64::from_bits(v))),
+            Wire::Fixed32(v) => {
+                out.push(f32::from_bits(v) as f64);
+                Ok(())
+            }
+            Wire::Fixed64(v) => {
+                out.push(f64::from_bits(v));
+                Ok(())
+            }
             _ => Err(malformed("a packed float field of the wrong length")),
         }
     }
@@ -523,7 +532,7 @@ pub fn decode_tensor<'f>(t: &TensorProto, external: &dyn Fn(&str) -> Option<&'f 
         (dtype::INT32, true) => ints(chunks(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect()),
         (dtype::UINT8 | dtype::BOOL, true) => ints(chunks(1).map(|b| b[0] as i64).collect()),
         (dtype::INT8, true) => ints(chunks(1).map(|b| b[0] as i8 as i64).collect()),
-        (_, false) => ints(t.int32_data.iter().map(|&v| v as i64).collect()),
+        (_, false) => ints(t.int32_data.clone()),
         _ => Err(Error::weights(format!("tensor '{name}': unreadable values"))),
     }
 }

@@ -218,7 +218,7 @@ pub fn reshape_target(shape: &[usize], target: &[i64], allow_zero: bool) -> Resu
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(bad(format!("a reshape of {shape:?} to {target:?}")));
         }
         out[i] = total / known;

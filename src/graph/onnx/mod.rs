@@ -61,6 +61,8 @@ struct In {
     nhwc: bool,
 }
 
+/// (A graph is built once, so the large op stays unboxed, as in `Op` itself.)
+#[allow(clippy::large_enum_variant)]
 enum Made {
     /// A new graph node, of this ONNX rank and layout.
     Op(Op, Vec<usize>, usize, bool),
