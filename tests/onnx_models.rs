@@ -127,7 +127,7 @@ fn assert_error(result: Result<Network, String>, needles: &[&str]) -> String {
 fn bad_onnx_files_give_clear_errors() {
     let none = OpenOptions::default();
     // An op ConvLens does not run: named with its node and the supported list.
-    assert_error(open_with(&read("bad_unsupported_op.onnx"), &none), &["Resize", "node '", "Conv, BatchNormalization"]);
+    assert_error(open_with(&read("bad_unsupported_op.onnx"), &none), &["Resize", "node '", "BatchNormalization", "README"]);
     // Truncated files, at several cuts.
     let bytes = read("zoo_ts17.onnx");
     for cut in [20, bytes.len() / 3, bytes.len() / 2, bytes.len() - 7] {

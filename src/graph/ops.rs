@@ -4,8 +4,8 @@
 //! [N, C, 1, 1], so one tensor type flows through the executor and autodiff follows every op.
 
 use burn::tensor::activation::{elu, gelu, gelu_approximate, hard_sigmoid, leaky_relu, relu, relu6, selu, sigmoid, silu, softmax, softplus, tanh};
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::module::{avg_pool2d, conv2d, conv_transpose2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
@@ -222,6 +222,63 @@ impl Conv {
             chunk.iter_mut().for_each(|v| *v *= norm.scale[c]);
         }
         Ok(((shape, values), (vec![channels], norm.shift.clone())))
+    }
+}
+
+/// A transposed convolution (ONNX ConvTranspose). Weight: [in, out / groups, kh, kw]. Computed as
+/// Burn's unpadded transposed conv, then cropped by `pads` and grown by `output_padding` (rows
+/// that only the bias reaches), so asymmetric padding needs no special case.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose {
+    pub weight: Tensor<4>,
+    pub bias: Option<Tensor<4>>,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    /// (before, after) for height and width.
+    pub pads: [(usize, usize); 2],
+    pub output_padding: [usize; 2],
+}
+
+impl ConvTranspose {
+    fn full(&self, size: usize, axis: usize) -> usize {
+        let k = self.weight.dims()[2 + axis];
+        self.stride[axis] * (size.max(1) - 1) + self.dilation[axis] * (k - 1) + 1
+    }
+
+    fn out_shape(&self, [c, h, w]: Shape) -> Result<Shape> {
+        let [i, o, _, _] = self.weight.dims();
+        if c != i {
+            return Err(bad(format!("a transposed conv expects {i} input channels but receives {c}")));
+        }
+        let size = |axis: usize, n: usize| {
+            let (a, b) = self.pads[axis];
+            (self.full(n, axis) + self.output_padding[axis]).checked_sub(a + b).filter(|&v| v > 0)
+        };
+        match (size(0, h), size(1, w)) {
+            (Some(oh), Some(ow)) => Ok([o * self.groups, oh, ow]),
+            _ => Err(bad("a transposed conv whose padding leaves nothing")),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let options = ConvTransposeOptions::new(self.stride, [0, 0], [0, 0], self.dilation, self.groups);
+        let mut y = conv_transpose2d(x, self.weight.clone(), None, options);
+        for (axis, n) in [(0, h), (1, w)] {
+            let (full, (a, b)) = (self.full(n, axis), self.pads[axis]);
+            let len = full + self.output_padding[axis] - a - b;
+            let kept = len.min(full.saturating_sub(a));
+            y = y.narrow(2 + axis, a, kept);
+            if kept < len {
+                let grow = if axis == 0 { [(0, len - kept), (0, 0)] } else { [(0, 0), (0, len - kept)] };
+                y = y.pad(grow, burn::tensor::ops::PadMode::Constant(0.0));
+            }
+        }
+        match &self.bias {
+            Some(b) => y + b.clone(),
+            None => y,
+        }
     }
 }
 
@@ -443,6 +500,7 @@ pub enum Op {
         dense: Dense,
         act: Act,
     },
+    ConvTranspose(ConvTranspose),
     /// Batch norm, Rescaling, Normalization.
     Affine(Affine),
     Activation(Act),
@@ -516,7 +574,7 @@ impl Op {
     pub fn kind(&self) -> LayerKind {
         match self {
             Op::Input => LayerKind::Input,
-            Op::Conv { .. } | Op::Separable { .. } => LayerKind::Conv,
+            Op::Conv { .. } | Op::Separable { .. } | Op::ConvTranspose(_) => LayerKind::Conv,
             Op::Dense { .. } => LayerKind::Dense,
             Op::Affine(_) | Op::WithConstant { .. } => LayerKind::Norm,
             Op::Activation(_) => LayerKind::Activation,
@@ -544,6 +602,7 @@ impl Op {
             Op::Conv { conv, .. } => conv.out_shape(first)?,
             Op::Separable { depthwise, pointwise, .. } => pointwise.out_shape(depthwise.out_shape(first)?)?,
             Op::Dense { dense, .. } => dense.out_shape(first)?,
+            Op::ConvTranspose(t) => t.out_shape(first)?,
             Op::Affine(a) => a.out_shape(first)?,
             Op::MaxPool(win) | Op::AvgPool(win) => win.out_shape(first)?,
             Op::GlobalAvgPool | Op::GlobalMaxPool => [c, 1, 1],
@@ -633,6 +692,7 @@ impl Op {
             Op::Conv { conv, act } => act.apply(conv.forward(x)),
             Op::Separable { depthwise, pointwise, act } => act.apply(pointwise.forward(depthwise.forward(x))),
             Op::Dense { dense, act } => act.apply(dense.forward(x)),
+            Op::ConvTranspose(t) => t.forward(x),
             Op::Affine(a) => a.forward(x),
             Op::Activation(act) => act.apply(x),
             Op::MaxPool(win) => max_pool2d(x, MaxPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w))),

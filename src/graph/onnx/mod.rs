@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::ops::{Act, Affine, BatchNorm, Conv, Dense, Merge, Padding, Window};
+use super::ops::{Act, Affine, BatchNorm, Conv, ConvTranspose, Dense, Merge, Padding, Window};
 use super::{photo_input, Graph, Head, Op};
 use crate::error::{Error, Result};
 use crate::formats::check_finite;
@@ -19,7 +19,7 @@ use crate::formats::onnx::{Array, AttributeProto, NodeProto, OnnxModel};
 use fold::Nd;
 
 /// The ONNX ops ConvLens runs, in brief for error messages (the README lists them all).
-pub const SUPPORTED: &str = "Conv, BatchNormalization, the usual activations, element-wise arithmetic, pooling, \
+pub const SUPPORTED: &str = "Conv, ConvTranspose, BatchNormalization, the usual activations, element-wise arithmetic, pooling, \
 Gemm/MatMul, Flatten/Reshape, Concat, Split and Pad (the README lists them)";
 
 /// A model read from an ONNX file.
@@ -329,6 +329,7 @@ impl Builder<'_> {
             }
             "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => self.elementwise(node)?,
             "Conv" => self.conv(node)?,
+            "ConvTranspose" => self.conv_transpose(node)?,
             "BatchNormalization" => {
                 let x = self.input(node, 0)?;
                 if x.nhwc {
@@ -574,6 +575,48 @@ impl Builder<'_> {
         let group = usize::try_from(attr_i(node, "group", 1)).map_err(|_| model_err("a negative group count"))?;
         let conv = Conv::new((shape, values), bias, stride, dilation, group, padding, self.device)?;
         Ok(Made::Op(Op::Conv { conv, act: Act::Linear }, vec![x.index], 4, false))
+    }
+
+    fn conv_transpose(&self, node: &NodeProto) -> Result<Made> {
+        let x = self.input(node, 0)?;
+        self.map(x)?;
+        let Array::Float(shape, values) = self.constant(node, 1)?.clone() else {
+            return Err(model_err("integer kernel weights"));
+        };
+        let [i, o, kh, kw] = shape[..] else {
+            return Err(model_err(format!("a kernel of shape {shape:?}; ConvLens runs 2-D transposed convolutions")));
+        };
+        let group = usize::try_from(attr_i(node, "group", 1)).ok().filter(|&g| g > 0 && i % g == 0).ok_or_else(|| model_err("a bad group count"))?;
+        if !attr_ints(node, "output_shape").is_empty() || !matches!(attr_s(node, "auto_pad", "NOTSET").as_str(), "NOTSET" | "" | "VALID") {
+            return Err(model_err("a transposed conv sized by output_shape or auto_pad; re-export with explicit pads"));
+        }
+        let pads = match attr_ints(node, "pads")[..] {
+            [] => [(0, 0), (0, 0)],
+            [t, l, b, r] if t >= 0 && l >= 0 && b >= 0 && r >= 0 => [(t as usize, b as usize), (l as usize, r as usize)],
+            ref p => return Err(model_err(format!("pads {p:?}"))),
+        };
+        let output_padding = match attr_ints(node, "output_padding")[..] {
+            [] => [0, 0],
+            [a, b] if a >= 0 && b >= 0 => [a as usize, b as usize],
+            ref p => return Err(model_err(format!("output_padding {p:?}"))),
+        };
+        check_finite("the kernel", &values)?;
+        let device = self.device;
+        let bias = match self.optional_constant(node, 2)? {
+            Some(b) if b.len() == o * group => Some(Tensor::from_data(TensorData::new(b.floats(), [1, o * group, 1, 1]), device)),
+            Some(b) => return Err(model_err(format!("a bias of {} values for {} filters", b.len(), o * group))),
+            None => None,
+        };
+        let t = ConvTranspose {
+            weight: Tensor::from_data(TensorData::new(values, [i, o, kh, kw]), device),
+            bias,
+            stride: pair(node, "strides")?,
+            dilation: pair(node, "dilations")?,
+            groups: group,
+            pads,
+            output_padding,
+        };
+        Ok(Made::Op(Op::ConvTranspose(t), vec![x.index], 4, false))
     }
 
     fn pool(&self, node: &NodeProto) -> Result<Made> {
