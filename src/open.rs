@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::formats::keras_zip::{KerasModel, KerasWeights};
 use crate::formats::onnx::OnnxModel;
 use crate::formats::{self, Contents, WeightSet};
-use crate::graph::{keras, onnx};
+use crate::graph::{keras, onnx, Graph};
 use crate::models::{self, BuiltIn, CATALOGUE};
 use crate::network::{ModelInfo, Network};
 use crate::preprocess::Preprocessing;
@@ -72,23 +72,12 @@ fn with_labels(mut net: Network, options: &OpenOptions) -> Result<Network> {
     Ok(net)
 }
 
-/// A Keras model built from its own architecture.
+/// A Keras model built from its own architecture. Keras models preprocess in their own layers
+/// (Rescaling, Normalization) or not at all, so the default is raw pixels.
 fn keras_network(model: KerasModel, options: &OpenOptions, device: &Device) -> Result<Network> {
     let origin = model.origin.clone();
     let built = keras::build(model, options.input_hw.unwrap_or([224, 224]), device)?;
-    let classes = built.graph.class_count();
-    let info = ModelInfo {
-        title: built.name.clone(),
-        name: built.name,
-        from_file: true,
-        // Keras models preprocess in their own layers (Rescaling, Normalization) or not at all.
-        preprocessing: options.preprocessing.unwrap_or(Preprocessing::Raw),
-        labels: if classes == 1000 { models::imagenet_labels() } else { Vec::new() },
-        origin,
-        default_cam_layer: None,
-        default_filter_layer: None,
-    };
-    Network::new(built.graph, info, device)
+    from_file(built.graph, built.name, origin, options.preprocessing.unwrap_or(Preprocessing::Raw), device)
 }
 
 /// An ONNX model built from its graph. PyTorch exports take the photo as torchvision normalizes
@@ -96,18 +85,24 @@ fn keras_network(model: KerasModel, options: &OpenOptions, device: &Device) -> R
 fn onnx_network(model: OnnxModel, options: &OpenOptions, device: &Device) -> Result<Network> {
     let origin = format!("ONNX opset {}{}", model.opset, if model.producer.is_empty() { String::new() } else { format!(", {}", model.producer) });
     let built = onnx::build(model, options.input_hw.unwrap_or([224, 224]), device)?;
-    let classes = built.graph.class_count();
+    from_file(built.graph, built.name, origin, options.preprocessing.unwrap_or(Preprocessing::Torch), device)
+}
+
+/// A network whose architecture came from its file: ImageNet's labels for 1000 classes, else
+/// numbered ones; default layers chosen by the network.
+fn from_file(graph: Graph, name: String, origin: String, preprocessing: Preprocessing, device: &Device) -> Result<Network> {
+    let classes = graph.class_count();
     let info = ModelInfo {
-        title: built.name.clone(),
-        name: built.name,
+        title: name.clone(),
+        name,
         from_file: true,
-        preprocessing: options.preprocessing.unwrap_or(Preprocessing::Torch),
+        preprocessing,
         labels: if classes == 1000 { models::imagenet_labels() } else { Vec::new() },
         origin,
         default_cam_layer: None,
         default_filter_layer: None,
     };
-    Network::new(built.graph, info, device)
+    Network::new(graph, info, device)
 }
 
 /// Weights in ConvLens's layout for a built-in (given, or recognised from the file).

@@ -4,7 +4,7 @@
 //! means to 1e-3 relative, Grad-CAM maps at correlation ≥ 0.999. Bad files give clear errors.
 
 mod common;
-use common::{correlation, floats};
+use common::{channel_means_error, correlation, floats};
 use convlens::backend::{read_f32, Backend};
 use convlens::open::{open, OpenOptions};
 use convlens::picture::{decode, to_pixels};
@@ -65,12 +65,7 @@ fn check(net: &Network, gold: &Value) -> (f32, f32, f32) {
         let gold_layer = layers.iter().find(|l| l["name"] == *name).unwrap();
         let shape: Vec<usize> = gold_layer["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         assert_eq!(net.layer(name).unwrap().shape.to_vec(), shape, "layer {name}'s shape");
-        let values = pollster::block_on(read_f32(out)).unwrap();
-        let per = values.len() / shape[0];
-        let means: Vec<f32> = values.chunks(per).map(|c| c.iter().sum::<f32>() / per as f32).collect();
-        let reference = floats(&gold_layer["channel_means"]);
-        let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-        let err = means.iter().zip(&reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        let err = channel_means_error(&pollster::block_on(read_f32(out)).unwrap(), shape[0], &floats(&gold_layer["channel_means"]));
         assert!(err < 1e-3, "layer {name}: channel means differ by {err} (relative)");
         worst_layer = worst_layer.max(err);
     }

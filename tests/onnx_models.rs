@@ -4,7 +4,7 @@
 //! PyTorch autograd's Grad-CAM maps at correlation ≥ 0.999. Bad files give clear errors.
 
 mod common;
-use common::{correlation, floats};
+use common::{channel_means_error, correlation, floats};
 use convlens::backend::{read_f32, Backend};
 use convlens::open::{open, OpenOptions};
 use convlens::picture::{decode, to_pixels};
@@ -76,12 +76,7 @@ fn onnx_models_match_onnxruntime_and_pytorch() {
         for (layer, out) in layers.iter().zip(outputs) {
             let shape: Vec<usize> = floats(&layer["shape"]).iter().map(|&v| v as usize).collect();
             assert_eq!(net.layer(layer["name"].as_str().unwrap()).unwrap().shape.to_vec(), shape, "{file}: {}'s shape", layer["name"]);
-            let values = pollster::block_on(read_f32(out)).unwrap();
-            let per = values.len() / shape[0];
-            let means: Vec<f32> = values.chunks(per).map(|c| c.iter().sum::<f32>() / per as f32).collect();
-            let reference = floats(&layer["channel_means"]);
-            let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-            let err = means.iter().zip(&reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+            let err = channel_means_error(&pollster::block_on(read_f32(out)).unwrap(), shape[0], &floats(&layer["channel_means"]));
             assert!(err < 1e-3, "{file}: layer {}: channel means differ by {err} (relative)", layer["name"]);
             worst_layer = worst_layer.max(err);
         }

@@ -15,3 +15,13 @@ pub fn correlation(a: &[f32], b: &[f32]) -> f32 {
     let vb: f32 = b.iter().map(|y| (y - mb).powi(2)).sum();
     cov / (va.sqrt() * vb.sqrt()).max(1e-12)
 }
+
+/// Relative error of a layer's per-channel means (values [C, …] of one image) against reference
+/// means: the largest difference over the largest reference magnitude (at least 1e-3).
+#[allow(dead_code)] // each test binary compiles this module; golden.rs has no layer means
+pub fn channel_means_error(values: &[f32], channels: usize, reference: &[f32]) -> f32 {
+    let per = values.len() / channels;
+    let means: Vec<f32> = values.chunks(per).map(|c| c.iter().sum::<f32>() / per as f32).collect();
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+    means.iter().zip(reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
