@@ -2,7 +2,7 @@
 # `make test` runs every test suite. Both install what they need on a fresh Debian machine.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: serve test dist setup setup-web wasm native-test e2e bench fuzz clean
+.PHONY: serve test dist setup setup-web wasm native-test e2e deploy-check bench fuzz clean
 
 PORT ?= 8080
 JOBS ?= 2
@@ -42,9 +42,15 @@ dist: setup wasm
 	cp www/samples/*.jpg www/samples/CREDITS.md dist/samples/
 	@echo "dist/ is ready: $$(du -sh dist | cut -f1); wasm $$(stat -c%s dist/pkg/convlens_bg.wasm) bytes, $$(gzip -9c dist/pkg/convlens_bg.wasm | wc -c) gzipped"
 
+# The browser tests serve dist/ under a sub-path, as GitHub Pages does (/<repo>/): a page that
+# assumed it lives at the root would fail here, not after a deploy.
+BASE_PATH ?= /convlens/
 e2e:
-	@command -v chromium >/dev/null || { echo "Chromium is required: apt-get install -y chromium"; exit 1; }
-	node tests/e2e/e2e.mjs dist
+	@command -v $${CHROMIUM:-chromium} >/dev/null || { echo "Chromium is required: apt-get install -y chromium"; exit 1; }
+	BASE_PATH=$(BASE_PATH) node tests/e2e/e2e.mjs dist
+
+# What .github/workflows/pages.yml runs before it publishes dist/.
+deploy-check: dist e2e
 
 clean:
 	rm -rf dist pkg target

@@ -37,7 +37,10 @@ impl Backend {
     pub fn device(self) -> Result<Device> {
         let device = match self {
             Self::Cpu => Device::flex(),
-            Self::Wgpu => Device::wgpu_options().init().map_err(|e| Error::Backend(format!("no usable GPU adapter ({e}); try --backend cpu")))?,
+            Self::Wgpu => {
+                quiet_mesa();
+                Device::wgpu_options().init().map_err(|e| Error::Backend(format!("no usable GPU adapter ({e}); try --backend cpu")))?
+            }
         };
         Ok(device.autodiff())
     }
@@ -57,6 +60,7 @@ impl Backend {
 /// device and a one-line note saying what was picked and why.
 #[cfg(not(target_family = "wasm"))]
 pub fn auto_device() -> (Device, Backend, String) {
+    quiet_mesa();
     match Device::wgpu_options().init() {
         Ok(device) => match device.identity() {
             Some(id) if id.physical.is_some() => (device.autodiff(), Backend::Wgpu, format!("using the GPU ({})", id.name)),
@@ -66,6 +70,27 @@ pub fn auto_device() -> (Device, Backend, String) {
         Err(e) => (Device::flex().autodiff(), Backend::Cpu, format!("using the CPU: no GPU adapter ({e})")),
     }
 }
+
+/// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set in the environment."
+/// several times per adapter probe when that variable is missing (containers, CI, ssh sessions):
+/// a false alarm for a program that opens no window. Points it at a private directory first; any
+/// failure leaves the environment as it was.
+#[cfg(all(unix, not(target_family = "wasm")))]
+fn quiet_mesa() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("convlens-runtime-{user}"));
+    let private = std::fs::create_dir_all(&dir).and_then(|_| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)));
+    if private.is_ok() {
+        std::env::set_var("XDG_RUNTIME_DIR", dir);
+    }
+}
+
+#[cfg(not(all(unix, not(target_family = "wasm"))))]
+fn quiet_mesa() {}
 
 /// Reads a tensor's values to the host as f32 (asynchronously: synchronous reads panic in wasm).
 pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {

@@ -135,3 +135,18 @@ fn missing_weights_explain_how_to_get_them() {
     assert_clean_failure(&["layers", "--model", "vgg16"], "--weights");
     assert_clean_failure(&["layers", "--model", "small-convnet"], "cats_and_dogs_small_2.h5");
 }
+
+/// Probing the GPU without XDG_RUNTIME_DIR (containers, CI) used to print Mesa's
+/// "error: XDG_RUNTIME_DIR is invalid" lines on every run; only ConvLens's own note remains.
+#[test]
+fn adapter_probe_prints_no_driver_alarm() {
+    let out = Command::new(env!("CARGO_BIN_EXE_convlens"))
+        .args(["layers", "--model", "efficientnet-lite0", "--backend", "auto"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("convlens: using"), "the adapter was probed: {err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    assert!(err.lines().all(|l| l.starts_with("convlens:")), "only ConvLens's own lines on stderr: {err}");
+}

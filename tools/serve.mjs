@@ -3,6 +3,9 @@
 //
 //   node tools/serve.mjs DIR [PORT]     (default 127.0.0.1:8080; PORT 0 picks a free port)
 //
+// BASE_PATH=/convlens/ serves DIR under that sub-path only (as GitHub Pages serves a project
+// site under /<repo>/), so `make deploy-check` catches a page that assumes it lives at the root.
+//
 // It serves files under DIR only (no directory traversal, no symlinks out of DIR), with the MIME
 // types browsers insist on (application/wasm for streaming compilation, text/javascript for
 // module scripts), and prints the URL it listens on as its first line of output.
@@ -31,6 +34,8 @@ const MIME = {
   '.safetensors': 'application/octet-stream',
   '.h5': 'application/octet-stream',
   '.pth': 'application/octet-stream',
+  '.onnx': 'application/octet-stream',
+  '.data': 'application/octet-stream',
   '.map': 'application/json; charset=utf-8',
 };
 
@@ -45,6 +50,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 const host = process.env.HOST || '127.0.0.1';
+const base = `/${(process.env.BASE_PATH || '').split('/').filter(Boolean).join('/')}/`.replace('//', '/');
 
 let root;
 try {
@@ -94,12 +100,18 @@ const server = createServer(async (req, res) => {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, 'method not allowed\n');
     }
-    const urlPath = new URL(req.url, 'http://localhost').pathname;
+    const fullPath = new URL(req.url, 'http://localhost').pathname;
+    if (fullPath + '/' === base) {
+      res.writeHead(301, { Location: base });
+      return res.end();
+    }
+    if (!fullPath.startsWith(base)) return send(res, 404, `not found (this server serves ${base} only)\n`);
+    const urlPath = fullPath.slice(base.length - 1);
     // A directory without its trailing slash: redirect so that relative URLs resolve inside it.
     const found = await resolve(urlPath);
     if (!found) return send(res, 404, 'not found\n');
     if (!urlPath.endsWith('/') && found.file.endsWith(path.sep + 'index.html') && !urlPath.endsWith('index.html')) {
-      res.writeHead(301, { Location: urlPath + '/' });
+      res.writeHead(301, { Location: fullPath + '/' });
       return res.end();
     }
     const type = MIME[path.extname(found.file).toLowerCase()] || 'application/octet-stream';
@@ -125,6 +137,6 @@ server.on('error', (e) => {
 });
 server.listen(port, host, () => {
   const { port: actual } = server.address();
-  console.log(`Serving ${root} at http://${host}:${actual}/`);
+  console.log(`Serving ${root} at http://${host}:${actual}${base}`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(0));

@@ -3,7 +3,7 @@
 //
 //   node tests/e2e/e2e.mjs DIST_DIR        (the bundle `make dist` builds: dist/)
 //
-// Serves DIST_DIR with tools/serve.mjs on a free port and drives Debian's Chromium with
+// Serves DIST_DIR with tools/serve.mjs on a free port (under $BASE_PATH, default the root) and drives Debian's Chromium with
 // playwright-core, once on WebGPU (SwiftShader here: slow, so sizes stay small) and once with WebGPU
 // removed (the CPU fallback). Fails on any console.error, page error or unhandled rejection.
 // Besides the bundled EfficientNet-Lite0 it drops a Keras 3 model of its own
