@@ -53,7 +53,7 @@ pub fn is_torch_zip(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    zip::entries(bytes).map(|entries| entries.iter().any(|e| zip::is_data_pkl(&e.name))).unwrap_or(false)
+    archive::entries(bytes).map(|entries| entries.iter().any(|e| archive::is_data_pkl(&e.name))).unwrap_or(false)
 }
 
 /// Whether `bytes` open with the magic number of the legacy (pre-1.6) pickle stream.
@@ -102,17 +102,17 @@ fn first_local_name(bytes: &[u8]) -> Option<&[u8]> {
 // ---------------------------------------------------------------------------------------
 
 fn read_zip(bytes: &[u8]) -> Result<Vec<RawTensor>> {
-    let entries = zip::entries(bytes)?;
+    let entries = archive::entries(bytes)?;
     let pkl = entries
         .iter()
-        .filter(|e| zip::is_data_pkl(&e.name))
+        .filter(|e| archive::is_data_pkl(&e.name))
         .min_by_key(|e| e.name.len())
         .ok_or_else(|| Error::weights("this ZIP archive has no data.pkl: it is not a PyTorch checkpoint"))?;
     let root = pkl.name[..pkl.name.len() - "data.pkl".len()].to_string();
-    let by_name: HashMap<&str, &zip::Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let by_name: HashMap<&str, &archive::Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
 
     if let Some(order) = by_name.get(format!("{root}byteorder").as_str()) {
-        let text = zip::data(bytes, order)?;
+        let text = archive::data(order)?;
         match std::str::from_utf8(text).map(str::trim) {
             Ok("little") => {}
             Ok("big") => return Err(Error::weights("this checkpoint was saved on a big-endian machine, which is not supported")),
@@ -120,7 +120,7 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<RawTensor>> {
         }
     }
 
-    let pickle = zip::data(bytes, pkl)?;
+    let pickle = archive::data(pkl)?;
     let mut machine = Machine::new(pickle, Storages::Allowed);
     let top = machine.run()?;
     let named = collect_tensors(&machine, top)?;
@@ -133,7 +133,7 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<RawTensor>> {
             let entry = by_name
                 .get(format!("{prefix}{key}").as_str())
                 .ok_or_else(|| Error::weights(format!("the checkpoint is missing the storage entry data/{key}")))?;
-            sources.insert(key.clone(), zip::data(bytes, entry)?);
+            sources.insert(key.clone(), archive::data(entry)?);
         }
     }
     materialize(&machine, &named, &sources, bytes.len())
@@ -1144,188 +1144,67 @@ fn pairs(items: &[Id]) -> PResult<Vec<(Id, Id)>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// A minimal ZIP reader over a byte slice (stored entries, ZIP64)
+// The checkpoint's ZIP entries, through the `zip` crate, as slices of the file
 // ---------------------------------------------------------------------------------------
 
-mod zip {
+mod archive {
+    use std::io::Cursor;
+
     use crate::error::{Error, Result};
 
-    pub struct Entry {
+    /// One entry: its name and where its (stored) bytes lie in the file.
+    pub struct Entry<'a> {
         pub name: String,
-        method: u16,
-        flags: u16,
+        bytes: &'a [u8],
         crc: u32,
-        compressed: u64,
-        size: u64,
-        local_offset: u64,
+        stored: bool,
+        encrypted: bool,
     }
 
     pub fn is_data_pkl(name: &str) -> bool {
         name == "data.pkl" || name.ends_with("/data.pkl")
     }
 
-    fn corrupt(what: &str) -> Error {
+    fn corrupt(what: impl std::fmt::Display) -> Error {
         Error::weights(format!("the checkpoint's ZIP structure is truncated or corrupt ({what})"))
     }
 
-    fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-        Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
-    }
-    fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
-    }
-    fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
-    }
-
-    /// The central directory's entries.
-    pub fn entries(b: &[u8]) -> Result<Vec<Entry>> {
-        const EOCD: u32 = 0x0605_4b50;
-        if b.len() < 22 {
-            return Err(corrupt("too short"));
-        }
-        let lowest = b.len().saturating_sub(22 + 65_535);
-        let eocd = (lowest..=b.len() - 22).rev().find(|&i| u32_at(b, i) == Some(EOCD)).ok_or_else(|| corrupt("no end of central directory"))?;
-        let mut count = u64::from(u16_at(b, eocd + 10).unwrap_or(0));
-        let mut cd_size = u64::from(u32_at(b, eocd + 12).unwrap_or(0));
-        let mut cd_offset = u64::from(u32_at(b, eocd + 16).unwrap_or(0));
-        if count == 0xffff || cd_size == 0xffff_ffff || cd_offset == 0xffff_ffff {
-            let locator = eocd.checked_sub(20).ok_or_else(|| corrupt("no ZIP64 locator"))?;
-            if u32_at(b, locator) != Some(0x0706_4b50) {
-                return Err(corrupt("no ZIP64 locator"));
-            }
-            let rec = u64_at(b, locator + 8).and_then(|r| usize::try_from(r).ok()).ok_or_else(|| corrupt("ZIP64"))?;
-            if u32_at(b, rec) != Some(0x0606_4b50) {
-                return Err(corrupt("bad ZIP64 record"));
-            }
-            count = u64_at(b, rec + 32).ok_or_else(|| corrupt("ZIP64"))?;
-            cd_size = u64_at(b, rec + 40).ok_or_else(|| corrupt("ZIP64"))?;
-            cd_offset = u64_at(b, rec + 48).ok_or_else(|| corrupt("ZIP64"))?;
-        }
-        let start = usize::try_from(cd_offset).map_err(|_| corrupt("directory offset"))?;
-        let end = usize::try_from(cd_size)
-            .ok()
-            .and_then(|s| start.checked_add(s))
-            .filter(|&e| e <= b.len())
-            .ok_or_else(|| corrupt("central directory past the end"))?;
-        // Each record takes at least 46 bytes, which bounds the count a file can claim.
-        if count > ((end - start) / 46) as u64 {
-            return Err(corrupt("entry count"));
-        }
-        let mut out = Vec::with_capacity(count as usize);
-        let mut at = start;
-        for _ in 0..count {
-            if u32_at(b, at) != Some(0x0201_4b50) {
-                return Err(corrupt("bad central directory record"));
-            }
-            let field = |off: usize| u32_at(b, at + off).ok_or_else(|| corrupt("record"));
-            let field16 = |off: usize| u16_at(b, at + off).map(usize::from).ok_or_else(|| corrupt("record"));
-            let flags = field16(8)? as u16;
-            let method = field16(10)? as u16;
-            let crc = field(16)?;
-            let mut compressed = u64::from(field(20)?);
-            let mut size = u64::from(field(24)?);
-            let (name_len, extra_len, comment_len) = (field16(28)?, field16(30)?, field16(32)?);
-            let mut local_offset = u64::from(field(42)?);
-            let name_at = at + 46;
-            let name = b.get(name_at..name_at + name_len).ok_or_else(|| corrupt("entry name"))?;
-            let extra = b.get(name_at + name_len..name_at + name_len + extra_len).ok_or_else(|| corrupt("entry extra field"))?;
-            // ZIP64 extended information: present fields follow in this order.
-            let mut x = 0;
-            while x + 4 <= extra.len() {
-                let id = u16_at(extra, x).unwrap_or(0);
-                let len = usize::from(u16_at(extra, x + 2).unwrap_or(0));
-                let body = extra.get(x + 4..x + 4 + len).ok_or_else(|| corrupt("extra field"))?;
-                if id == 0x0001 {
-                    let mut p = 0;
-                    for value in [&mut size, &mut compressed, &mut local_offset] {
-                        if *value == 0xffff_ffff {
-                            *value = u64_at(body, p).ok_or_else(|| corrupt("ZIP64 field"))?;
-                            p += 8;
-                        }
-                    }
-                }
-                x += 4 + len;
-            }
-            out.push(Entry { name: String::from_utf8_lossy(name).into_owned(), method, flags, crc, compressed, size, local_offset });
-            at = name_at + name_len + extra_len + comment_len;
+    /// The archive's entries. torch.save stores its entries uncompressed, so each is a slice of
+    /// the file: VGG16's 528 MB are never copied.
+    pub fn entries(b: &[u8]) -> Result<Vec<Entry<'_>>> {
+        let mut zip = zip::ZipArchive::new(Cursor::new(b)).map_err(corrupt)?;
+        let mut out = Vec::with_capacity(zip.len());
+        for i in 0..zip.len() {
+            let f = zip.by_index_raw(i).map_err(corrupt)?;
+            let start = usize::try_from(f.data_start()).map_err(|_| corrupt("entry offset"))?;
+            let bytes = usize::try_from(f.compressed_size())
+                .ok()
+                .and_then(|n| start.checked_add(n))
+                .and_then(|end| b.get(start..end))
+                .ok_or_else(|| corrupt(format!("entry '{}' runs past the end of the file", f.name())))?;
+            let stored = f.compression() == zip::CompressionMethod::Stored && f.compressed_size() == f.size();
+            out.push(Entry { name: f.name().to_string(), bytes, crc: f.crc32(), stored, encrypted: f.encrypted() });
         }
         Ok(out)
     }
 
-    /// The bytes of a stored entry, checked against the buffer and the entry's CRC.
-    pub fn data<'a>(b: &'a [u8], e: &Entry) -> Result<&'a [u8]> {
-        if e.flags & 1 != 0 {
+    /// The bytes of a stored entry, checked against the entry's CRC.
+    pub fn data<'a>(e: &Entry<'a>) -> Result<&'a [u8]> {
+        if e.encrypted {
             return Err(Error::weights(format!("ZIP entry '{}' is encrypted", e.name)));
         }
-        if e.method != 0 || e.compressed != e.size {
+        if !e.stored {
             return Err(Error::weights(format!(
                 "ZIP entry '{}' is compressed; torch.save never compresses, so re-save the checkpoint with torch.save",
                 e.name
             )));
         }
-        let local = usize::try_from(e.local_offset).map_err(|_| corrupt("entry offset"))?;
-        if u32_at(b, local) != Some(0x0403_4b50) {
-            return Err(corrupt("bad local header"));
-        }
-        let name_len = usize::from(u16_at(b, local + 26).ok_or_else(|| corrupt("local header"))?);
-        let extra_len = usize::from(u16_at(b, local + 28).ok_or_else(|| corrupt("local header"))?);
-        let start = local + 30 + name_len + extra_len;
-        let end = usize::try_from(e.size)
-            .ok()
-            .and_then(|s| start.checked_add(s))
-            .filter(|&end| end <= b.len())
-            .ok_or_else(|| corrupt(&format!("entry '{}' runs past the end of the file", e.name)))?;
-        let data = &b[start..end];
         // torch.save with compute_crc32=False writes 0: no checksum to check.
-        if e.crc != 0 && super::crc32(data) != e.crc {
+        if e.crc != 0 && crc32fast::hash(e.bytes) != e.crc {
             return Err(Error::weights(format!("ZIP entry '{}' fails its checksum: the checkpoint is corrupt", e.name)));
         }
-        Ok(data)
+        Ok(e.bytes)
     }
-}
-
-const CRC_TABLE: [[u32; 256]; 4] = {
-    let mut t = [[0u32; 256]; 4];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut s = 1;
-        while s < 4 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            s += 1;
-        }
-        i += 1;
-    }
-    t
-};
-
-/// CRC-32 (IEEE), slicing by four.
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    let mut chunks = data.chunks_exact(4);
-    for w in &mut chunks {
-        c ^= u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        c = CRC_TABLE[3][(c & 0xff) as usize]
-            ^ CRC_TABLE[2][((c >> 8) & 0xff) as usize]
-            ^ CRC_TABLE[1][((c >> 16) & 0xff) as usize]
-            ^ CRC_TABLE[0][(c >> 24) as usize];
-    }
-    for &byte in chunks.remainder() {
-        c = CRC_TABLE[0][((c ^ byte as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
 }
 
 #[cfg(test)]
@@ -1683,16 +1562,10 @@ mod tests {
     fn crc_mismatch_is_reported() {
         let mut bytes = fixture("torch_zip.pth");
         // Flip one byte inside the first storage entry's data.
-        let entries = zip::entries(&bytes).unwrap();
+        let entries = archive::entries(&bytes).unwrap();
         let e = entries.iter().find(|e| e.name.ends_with("data/0")).unwrap();
-        let start = zip::data(&bytes, e).unwrap().as_ptr() as usize - bytes.as_ptr() as usize;
+        let start = archive::data(e).unwrap().as_ptr() as usize - bytes.as_ptr() as usize;
         bytes[start + 3] ^= 0x40;
         assert!(weights_error(&bytes).contains("checksum"));
-    }
-
-    #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
-        assert_eq!(crc32(b""), 0);
     }
 }

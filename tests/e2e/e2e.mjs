@@ -179,11 +179,18 @@ async function checkOnnxModel(page, photo) {
     const t0 = Date.now();
     const file = (f) => ({ name: path.basename(f), data: readFileSync(f).toString('base64'), type: 'application/octet-stream' });
     await dropMany(page, [file(`${ONNX_MODEL}.data`), file(ONNX_MODEL)], '[data-testid="dropzone"]');
-    await page.waitForFunction((hw) => /^Your model/.test(document.querySelector('[data-testid="model-status"]').textContent) && document.querySelector('[data-testid="model-status"]').textContent.includes(hw), `${inH}×${inW}`, { timeout: WAIT });
+    await page.waitForFunction(
+      (file) => {
+        const status = document.querySelector('[data-testid="model-status"]').textContent;
+        return /^Your model/.test(status) && status.includes(`from ${file}`);
+      },
+      path.basename(ONNX_MODEL),
+      { timeout: WAIT },
+    );
     time('drop .onnx + .data → model loaded', Date.now() - t0);
     const status = (await page.textContent('[data-testid="model-status"]')).replace(/\s+/g, ' ').trim();
     console.log(`      status: ${status}`);
-    assert(status.includes('5 classes') && /ONNX/.test(status), `the status does not describe the ONNX model: “${status}”`);
+    assert(status.includes(`${inH}×${inW} input`) && status.includes('5 classes') && /ONNX/.test(status), `the status does not describe the ONNX model: “${status}”`);
     await page.waitForSelector(`[data-testid="predictions"][data-state="ready"][data-from-file="true"][data-photo="${photo}"]`, { timeout: WAIT });
     const rows = await page.$$eval('[data-testid="prediction"]', (lis) => lis.length);
     assert(rows === 5, `${rows} predictions for a 5-class model`);
@@ -244,7 +251,15 @@ async function checkKerasModel(page, photo) {
   await step('a Keras model dropped on the page opens as “Your model”', async () => {
     const t0 = Date.now();
     await dropFile(page, KERAS_MODEL, { target: '[data-testid="dropzone"]' });
-    await page.waitForFunction(() => /^Your model/.test(document.querySelector('[data-testid="model-status"]').textContent), null, { timeout: WAIT });
+    // The status names the file it came from (another user model may be showing before it).
+    await page.waitForFunction(
+      (file) => {
+        const status = document.querySelector('[data-testid="model-status"]').textContent;
+        return /^Your model/.test(status) && status.includes(`from ${file}`);
+      },
+      path.basename(KERAS_MODEL),
+      { timeout: WAIT },
+    );
     time('drop .keras → model loaded', Date.now() - t0);
     const status = (await page.textContent('[data-testid="model-status"]')).replace(/\s+/g, ' ').trim();
     console.log(`      status: ${status}`);
