@@ -255,6 +255,22 @@ function writeHash() {
   if (labels) params.set('labels', labels);
   if (state.photo?.sample) params.set('sample', state.photo.sample);
   if (state.backendPref !== 'auto') params.set('backend', state.backendPref);
+  // A model the user loaded from a URL travels with the link (a dropped file cannot), and so do
+  // the choices made for it.
+  const pending = state.pendingHash;
+  const weights = pending?.weights || (state.source?.user && state.source.url);
+  if (weights) params.set('weights', weights);
+  const prep = pending?.prep || (state.source?.user && state.options?.preprocessing);
+  if (prep) params.set('prep', prep);
+  const method = pending?.method || state.gradcam.method;
+  if (method && method !== 'gradcam') params.set('method', method);
+  if (state.view === 'filters' || pending?.first !== undefined) {
+    const f = state.filters;
+    params.set('first', String(pending?.first ?? f.first));
+    params.set('count', String(pending?.count ?? f.count));
+    const mode = pending?.mode || f.mode;
+    if (mode && mode !== 'classic') params.set('mode', mode);
+  }
   const hash = `#${params}`;
   if (hash !== location.hash) history.replaceState(null, '', hash);
 }
@@ -272,7 +288,11 @@ function applyHash(initial) {
   const cls = h.class !== undefined && /^\d+$/.test(h.class) ? Number(h.class) : -1;
   const labels = h.labels && h.labels.trim() && h.labels.length <= MAX_LABELS_IN_LINK ? h.labels : null;
   const model = h.model || null;
-  state.pendingHash = { view: state.view, layer: h.layer || null, cls, model, labels };
+  // Only web addresses are fetched from a link (never another scheme).
+  const weights = /^https?:\/\//i.test(h.weights || '') ? h.weights : undefined;
+  const count = /^\d+$/.test(h.count || '') ? Number(h.count) : undefined;
+  const first = /^\d+$/.test(h.first || '') ? Number(h.first) : undefined;
+  state.pendingHash = { view: state.view, layer: h.layer || null, cls, model, labels, weights, prep: h.prep || undefined, method: h.method, first, count, mode: h.mode };
 
   if (!initial) {
     if (backendChanged) {
@@ -326,6 +346,16 @@ function applyPendingHash() {
       setError(pending.view, `this model has no layer '${pending.layer}' to show here; showing ${select.value} instead`);
     }
   }
+  const choose = (id, value) => {
+    const select = $(id);
+    if (value === undefined || value === null) return;
+    if (select.tagName !== 'SELECT' || [...select.options].some((o) => o.value === String(value))) select.value = String(value);
+  };
+  choose('#cam-method', pending.method);
+  choose('#flt-mode', pending.mode);
+  choose('#flt-count', pending.count);
+  if (pending.first !== undefined) $('#flt-first').value = String(Math.min(pending.first, Math.max(0, filterChannels() - 1)));
+  readControls();
   if (pending.cls >= 0) {
     if (pending.cls < state.model.classes) setCamClass(pending.cls, { quiet: true });
     else setError('cam-class', `this model has no class ${pending.cls}`);
@@ -535,6 +565,11 @@ function buildCredits() {
 // How to load menu entry `name` without asking the user ({source, options}), or null.
 function knownWeights(name) {
   if (!name) return null;
+  const link = state.pendingHash;
+  if (link?.weights && (link.model || FILE_ENTRY) === name) {
+    const source = { id: `link:${link.weights}`, user: true, model: name === FILE_ENTRY ? undefined : name, url: link.weights };
+    return { source, options: { preprocessing: link.prep || null } };
+  }
   if (name !== FILE_ENTRY) {
     const entry = state.manifest?.models?.[name];
     const bundled = catalogueEntry(name)?.bundled;
@@ -575,7 +610,9 @@ function describeSelectedModel() {
   if (isFile) {
     note =
       state.pendingHash?.model === FILE_ENTRY && !state.model?.from_file
-        ? 'This link was made with a model file of its own: drop the same file here to see the view it shows.'
+        ? state.pendingHash.weights
+          ? `This link opens a model from ${new URL(state.pendingHash.weights).host}: it is being downloaded (the server must allow CORS).`
+          : 'This link was made with a model file of its own: drop the same file here to see the view it shows.'
         : 'An ONNX model (with its .onnx.data file, if it has one: give both together), a Keras 3 .keras file or a whole-model Keras .h5 (saved with model.save) opens with its own layers and input size. Weights for a built-in network open as that network.';
   } else {
     note = entry?.note || (needsFile ? `Choose or drop a weights file for ${entryTitle(name)}.` : '');

@@ -628,6 +628,31 @@ async function checkBackend(browser, base, backend) {
       await linked.close();
     });
 
+    await step("a link to a model at a URL opens it, with the sender's method and filter range", async () => {
+      // A stand-in for a public, CORS-enabled host (no network in tests).
+      const url = 'https://models.example.test/shared/seq_aug_128.keras';
+      await context.route(url, (route) =>
+        route.fulfill({ status: 200, headers: { 'Access-Control-Allow-Origin': '*', 'Content-Type': 'application/octet-stream' }, body: readFileSync(KERAS_MODEL) }),
+      );
+      const hash = new URLSearchParams({ model: 'file', weights: url, view: 'filters', first: '3', count: '4', mode: 'regularized', method: 'layercam', sample: 'cat' });
+      const linked = await openPage(context, `${base}#${hash}`);
+      await linked.waitForFunction(() => /from seq_aug_128\.keras/.test(document.querySelector('[data-testid="model-status"]').textContent), null, { timeout: WAIT });
+      await linked.waitForSelector(`${predictionsFor('cat.jpg')}[data-from-file="true"]`, { timeout: WAIT });
+      const controls = await linked.evaluate(() => ({
+        method: document.querySelector('[data-testid="gradcam-method"]').value,
+        mode: document.querySelector('[data-testid="filters-mode"]').value,
+        count: document.querySelector('[data-testid="filters-count"]').value,
+        first: document.querySelector('[data-testid="filters-first"]').value,
+        hash: location.hash,
+      }));
+      console.log(`      controls: ${JSON.stringify(controls)}`);
+      assert(controls.method === 'layercam' && controls.mode === 'regularized' && controls.count === '4' && controls.first === '3', `the link's choices were not applied: ${JSON.stringify(controls)}`);
+      const again = new URLSearchParams(controls.hash.slice(1));
+      assert(again.get('weights') === url && again.get('method') === 'layercam', `the page's own link drops the model's URL: ${controls.hash}`);
+      await linked.close();
+      await context.unroute(url);
+    });
+
     await step('phone-sized screenshot', async () => {
       const phone = await newContext(browser, { noWebGPU: true, viewport: { width: 390, height: 844 } });
       const small = await openPage(phone, `${base}#sample=cat`);
