@@ -1765,7 +1765,15 @@ function wire() {
 
 let manifestReady;
 
+// The service worker (www/sw.js) keeps a copy of what the page loads, so it opens offline after
+// the first visit. Registration failing (file://, private modes) changes nothing else.
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator) || !/^https?:$/.test(location.protocol)) return;
+  navigator.serviceWorker.register('./sw.js').catch(() => {});
+}
+
 function boot() {
+  registerServiceWorker();
   wire();
   readControls();
   const sample = applyHash(true);

@@ -653,6 +653,24 @@ async function checkBackend(browser, base, backend) {
       await context.unroute(url);
     });
 
+    await step('after one visit the page opens and predicts offline (service worker)', async () => {
+      const visit = await openPage(context, `${base}#sample=coffee`);
+      await visit.waitForSelector(predictionsFor('coffee.jpg'), { timeout: WAIT });
+      const controlled = await visit.evaluate(async () => {
+        const registration = await navigator.serviceWorker.ready;
+        return Boolean(registration.active);
+      });
+      assert(controlled, 'no active service worker');
+      await context.setOffline(true);
+      try {
+        await visit.reload();
+        await visit.waitForSelector(predictionsFor('coffee.jpg'), { timeout: WAIT });
+      } finally {
+        await context.setOffline(false);
+      }
+      await visit.close();
+    });
+
     await step('phone-sized screenshot', async () => {
       const phone = await newContext(browser, { noWebGPU: true, viewport: { width: 390, height: 844 } });
       const small = await openPage(phone, `${base}#sample=cat`);

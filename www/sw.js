@@ -1,0 +1,62 @@
+// ConvLens's service worker: the page opens without a network once it has been seen.
+//
+// Network first, cache as the fallback: every successful same-origin GET (the page, its scripts,
+// the wasm, the bundled weights, the sample photos) is stored as it passes, and served from the
+// cache only when the network fails. So an online visitor always gets the current files (no stale
+// deploys), and an offline one gets the last ones seen. Its scope is its own folder, so the bundle
+// works under any sub-path.
+
+const CACHE = 'convlens-app-v1';
+
+// The app shell, fetched at install: the first visit loaded these before the worker existed.
+// (The weights are kept by the compute worker's own cache, not twice.)
+const SHELL = [
+  './',
+  './index.html',
+  './app.js',
+  './worker.js',
+  './style.css',
+  './pkg/convlens.js',
+  './pkg/convlens_bg.wasm',
+  './weights/manifest.json',
+  './samples/cat.jpg',
+  './samples/coffee.jpg',
+  './samples/astronaut.jpg',
+  './samples/rocket.jpg',
+];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      // One missing file must not cost the others.
+      await Promise.allSettled(SHELL.map((file) => cache.add(new Request(file, { cache: 'reload' }))));
+      await self.skipWaiting();
+    })(),
+  );
+});
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  const url = new URL(request.url);
+  if (request.method !== 'GET' || url.origin !== self.location.origin || request.headers.has('range')) return;
+  if (url.pathname.endsWith('.safetensors')) return;
+  event.respondWith(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      try {
+        const response = await fetch(request);
+        if (response.ok && response.type === 'basic') {
+          // Stored without waiting; a full quota only costs the offline copy.
+          event.waitUntil(cache.put(request, response.clone()).catch(() => {}));
+        }
+        return response;
+      } catch (err) {
+        const cached = await cache.match(request, { ignoreSearch: false });
+        if (cached) return cached;
+        throw err;
+      }
+    })(),
+  );
+});
