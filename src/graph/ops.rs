@@ -503,6 +503,12 @@ pub enum Op {
     ConvTranspose(ConvTranspose),
     /// Batch norm, Rescaling, Normalization.
     Affine(Affine),
+    /// Layer norm over the channels at each pixel (ConvNeXt's LayerNorm, ONNX LayerNormalization
+    /// on a channels-last tensor), then a per-channel scale and shift.
+    ChannelNorm {
+        affine: Affine,
+        eps: f32,
+    },
     Activation(Act),
     MaxPool(Window),
     /// Average pooling (the window says whether padded pixels count).
@@ -576,7 +582,7 @@ impl Op {
             Op::Input => LayerKind::Input,
             Op::Conv { .. } | Op::Separable { .. } | Op::ConvTranspose(_) => LayerKind::Conv,
             Op::Dense { .. } => LayerKind::Dense,
-            Op::Affine(_) | Op::WithConstant { .. } => LayerKind::Norm,
+            Op::Affine(_) | Op::WithConstant { .. } | Op::ChannelNorm { .. } => LayerKind::Norm,
             Op::Activation(_) => LayerKind::Activation,
             Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool | Op::GlobalMaxPool => LayerKind::Pool,
             Op::Merge(_) | Op::Concat => LayerKind::Merge,
@@ -603,7 +609,7 @@ impl Op {
             Op::Separable { depthwise, pointwise, .. } => pointwise.out_shape(depthwise.out_shape(first)?)?,
             Op::Dense { dense, .. } => dense.out_shape(first)?,
             Op::ConvTranspose(t) => t.out_shape(first)?,
-            Op::Affine(a) => a.out_shape(first)?,
+            Op::Affine(a) | Op::ChannelNorm { affine: a, .. } => a.out_shape(first)?,
             Op::MaxPool(win) | Op::AvgPool(win) => win.out_shape(first)?,
             Op::GlobalAvgPool | Op::GlobalMaxPool => [c, 1, 1],
             Op::Pad([(t, b), (l, r)]) => {
@@ -694,6 +700,11 @@ impl Op {
             Op::Dense { dense, act } => act.apply(dense.forward(x)),
             Op::ConvTranspose(t) => t.forward(x),
             Op::Affine(a) => a.forward(x),
+            Op::ChannelNorm { affine, eps } => {
+                let centred = x.clone() - x.mean_dim(1);
+                let var = centred.clone().powi_scalar(2).mean_dim(1);
+                affine.forward(centred / var.add_scalar(*eps).sqrt())
+            }
             Op::Activation(act) => act.apply(x),
             Op::MaxPool(win) => max_pool2d(x, MaxPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w))),
             Op::AvgPool(win) => {

@@ -19,7 +19,7 @@ use crate::formats::onnx::{Array, AttributeProto, NodeProto, OnnxModel};
 use fold::Nd;
 
 /// The ONNX ops ConvLens runs, in brief for error messages (the README lists them all).
-pub const SUPPORTED: &str = "Conv, ConvTranspose, BatchNormalization, the usual activations, element-wise arithmetic, pooling, \
+pub const SUPPORTED: &str = "Conv, ConvTranspose, BatchNormalization, LayerNormalization, the usual activations, element-wise arithmetic, pooling, \
 Gemm/MatMul, Flatten/Reshape, Concat, Split and Pad (the README lists them)";
 
 /// A model read from an ONNX file.
@@ -343,6 +343,22 @@ impl Builder<'_> {
                 Made::Op(Op::Affine(Affine::new(norm.scale, norm.shift, self.device)?), vec![x.index], x.rank, false)
             }
             "MaxPool" | "AveragePool" => self.pool(node)?,
+            "LayerNormalization" => {
+                let x = self.input(node, 0)?;
+                let [_, h, w] = self.graph.nodes()[x.index].shape;
+                let axis = fold::axis(attr_i(node, "axis", -1), x.rank)?;
+                // Over the channels only: the last axis of a channels-last map or of a vector.
+                let channels_only = (x.nhwc && axis == 3) || (x.rank == 2 && axis == 1) || (x.rank == 4 && !x.nhwc && axis == 1 && h * w == 1);
+                if !channels_only {
+                    return Err(model_err(format!("a layer norm from axis {axis}; ConvLens normalizes over the channels (channels-last, as ConvNeXt does)")));
+                }
+                let scale = self.constant(node, 1)?.floats();
+                let shift = self.optional_constant(node, 2)?.map(Array::floats).unwrap_or_else(|| vec![0.0; scale.len()]);
+                check_finite("the scale", &scale)?;
+                check_finite("the shift", &shift)?;
+                let affine = Affine::new(scale, shift, self.device)?;
+                Made::Op(Op::ChannelNorm { affine, eps: attr_f(node, "epsilon", 1e-5) }, vec![x.index], x.rank, x.nhwc)
+            }
             "GlobalAveragePool" | "GlobalMaxPool" => {
                 let x = self.input(node, 0)?;
                 self.map(x)?;
@@ -649,8 +665,10 @@ impl Builder<'_> {
     fn dense(&self, node: &NodeProto) -> Result<Made> {
         let x = self.input(node, 0)?;
         let [_, h, w] = self.graph.nodes()[x.index].shape;
-        if (x.rank != 2 && h * w != 1) || x.nhwc {
-            return Err(model_err("a matrix product of a map; ConvLens multiplies vectors (after a flatten)"));
+        // A vector, or a channels-last map (a Linear at every pixel, as in ConvNeXt's blocks).
+        let per_pixel = x.rank == 4 && x.nhwc && node.op_type == "MatMul";
+        if !(x.rank == 2 || h * w == 1 && !x.nhwc || per_pixel) {
+            return Err(model_err("a matrix product of a channels-first map; ConvLens multiplies vectors or channels-last maps"));
         }
         if attr_i(node, "transA", 0) != 0 {
             return Err(model_err("a Gemm with transA"));
@@ -677,7 +695,8 @@ impl Builder<'_> {
             None => None,
         };
         let dense = Dense::new((vec![inputs, outputs], weight), bias, self.device)?;
-        Ok(Made::Op(Op::Dense { dense, act: Act::Linear }, vec![x.index], 2, false))
+        let (rank, nhwc) = if per_pixel { (4, true) } else { (2, false) };
+        Ok(Made::Op(Op::Dense { dense, act: Act::Linear }, vec![x.index], rank, nhwc))
     }
 
     /// Shape of a value (batch 1), with opset 15's start/end.
