@@ -170,6 +170,19 @@ async function dropMany(page, files, target) {
   );
 }
 
+// Waits until the page shows the user's model read from `file` (the status names the file it came
+// from; another user model may be showing before it).
+async function userModelFrom(page, file) {
+  await page.waitForFunction(
+    (name) => {
+      const status = document.querySelector('[data-testid="model-status"]').textContent;
+      return /^Your model/.test(status) && status.includes(`from ${name}`);
+    },
+    path.basename(file),
+    { timeout: WAIT },
+  );
+}
+
 // An ONNX model with its external-data file, dropped together on the page: it opens as the
 // user's model, predicts, and Grad-CAM has gradients through it.
 async function checkOnnxModel(page, photo) {
@@ -179,14 +192,7 @@ async function checkOnnxModel(page, photo) {
     const t0 = Date.now();
     const file = (f) => ({ name: path.basename(f), data: readFileSync(f).toString('base64'), type: 'application/octet-stream' });
     await dropMany(page, [file(`${ONNX_MODEL}.data`), file(ONNX_MODEL)], '[data-testid="dropzone"]');
-    await page.waitForFunction(
-      (file) => {
-        const status = document.querySelector('[data-testid="model-status"]').textContent;
-        return /^Your model/.test(status) && status.includes(`from ${file}`);
-      },
-      path.basename(ONNX_MODEL),
-      { timeout: WAIT },
-    );
+    await userModelFrom(page, ONNX_MODEL);
     time('drop .onnx + .data → model loaded', Date.now() - t0);
     const status = (await page.textContent('[data-testid="model-status"]')).replace(/\s+/g, ' ').trim();
     console.log(`      status: ${status}`);
@@ -251,15 +257,7 @@ async function checkKerasModel(page, photo) {
   await step('a Keras model dropped on the page opens as “Your model”', async () => {
     const t0 = Date.now();
     await dropFile(page, KERAS_MODEL, { target: '[data-testid="dropzone"]' });
-    // The status names the file it came from (another user model may be showing before it).
-    await page.waitForFunction(
-      (file) => {
-        const status = document.querySelector('[data-testid="model-status"]').textContent;
-        return /^Your model/.test(status) && status.includes(`from ${file}`);
-      },
-      path.basename(KERAS_MODEL),
-      { timeout: WAIT },
-    );
+    await userModelFrom(page, KERAS_MODEL);
     time('drop .keras → model loaded', Date.now() - t0);
     const status = (await page.textContent('[data-testid="model-status"]')).replace(/\s+/g, ' ').trim();
     console.log(`      status: ${status}`);
