@@ -33,7 +33,7 @@ pub struct ModelInfo {
     pub name: String,
     /// For people: "VGG16", or the file's model name.
     pub title: String,
-    /// Whether the architecture came from the file itself (Keras) rather than the catalogue.
+    /// Whether the architecture came from the file itself (Keras, ONNX) rather than the catalogue.
     pub from_file: bool,
     pub preprocessing: Preprocessing,
     /// Class names; empty: the catalogue's or "class 0" … "class N−1".

@@ -44,7 +44,6 @@ pub fn open(bytes: &[u8], options: &OpenOptions, device: &Device) -> Result<Netw
     let named = options.model.as_deref().map(models::find).transpose()?;
     let net = match (contents, named) {
         (Contents::Onnx(model), None) => onnx_network(model, options, device)?,
-        (Contents::Onnx(_), Some(m)) => return Err(Error::weights(format!("an ONNX file carries its own architecture: open it as it is, not as {}", m.title))),
         // A .keras file is never a built-in's weights file: it is always its own model.
         (Contents::KerasModel(model), _) if matches!(model.weights, KerasWeights::ByPath(_)) => keras_network(model, options, device)?,
         (Contents::KerasModel(model), None) => keras_network(model, options, device)?,

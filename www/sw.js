@@ -53,7 +53,7 @@ self.addEventListener('fetch', (event) => {
         }
         return response;
       } catch (err) {
-        const cached = await cache.match(request, { ignoreSearch: false });
+        const cached = await cache.match(request);
         if (cached) return cached;
         throw err;
       }

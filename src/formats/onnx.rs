@@ -78,6 +78,18 @@ fn fields(mut buf: &[u8]) -> impl Iterator<Item = Result<(u32, Wire<'_>)>> {
     })
 }
 
+/// A singular field of a message (the last one written wins, as protobuf says).
+fn last_field(buf: &[u8], number: u32) -> Result<Option<Wire<'_>>> {
+    let mut found = None;
+    for f in fields(buf) {
+        let (n, w) = f?;
+        if n == number {
+            found = Some(w);
+        }
+    }
+    Ok(found)
+}
+
 impl<'a> Wire<'a> {
     fn bytes(self) -> Result<&'a [u8]> {
         match self {
@@ -297,28 +309,20 @@ impl ValueInfo {
         for f in fields(buf) {
             match f? {
                 (1, w) => v.name = w.string()?,
-                // TypeProto → tensor_type (1) → shape (2) → dim (1) → dim_value (1) | dim_param (2)
+                // TypeProto → tensor_type (1) → shape (2) → dim (1)* → dim_value (1) | dim_param (2)
                 (2, w) => {
-                    for f in fields(w.bytes()?) {
-                        if let (1, w) = f? {
-                            for f in fields(w.bytes()?) {
-                                if let (2, w) = f? {
-                                    let mut dims = Vec::new();
-                                    for f in fields(w.bytes()?) {
-                                        if let (1, w) = f? {
-                                            let mut value = None;
-                                            for f in fields(w.bytes()?) {
-                                                if let (1, w) = f? {
-                                                    value = Some(w.int()?);
-                                                }
-                                            }
-                                            dims.push(value);
-                                        }
-                                    }
-                                    v.dims = Some(dims);
-                                }
+                    let shape = match last_field(w.bytes()?, 1)? {
+                        Some(tensor_type) => last_field(tensor_type.bytes()?, 2)?,
+                        None => None,
+                    };
+                    if let Some(shape) = shape {
+                        let mut dims = Vec::new();
+                        for f in fields(shape.bytes()?) {
+                            if let (1, dim) = f? {
+                                dims.push(last_field(dim.bytes()?, 1)?.map(Wire::int).transpose()?);
                             }
                         }
+                        v.dims = Some(dims);
                     }
                 }
                 _ => {}

@@ -3,7 +3,7 @@
 //! Every value travels as [N, C, H, W]; vectors (after Flatten, Dense, global pooling) as
 //! [N, C, 1, 1], so one tensor type flows through the executor and autodiff follows every op.
 
-use burn::tensor::activation::{elu, gelu, gelu_approximate, hard_sigmoid, leaky_relu, relu, relu6, selu, sigmoid, silu, softmax, softplus, tanh};
+use burn::tensor::activation::{elu, gelu, gelu_approximate, hard_sigmoid, leaky_relu, prelu, relu, relu6, selu, sigmoid, silu, softmax, softplus, tanh};
 use burn::tensor::module::{avg_pool2d, conv2d, conv_transpose2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -510,6 +510,8 @@ pub enum Op {
         eps: f32,
     },
     Activation(Act),
+    /// x where x ≥ 0, else slope · x, with one slope per channel (or one for all).
+    PRelu(Tensor<1>),
     MaxPool(Window),
     /// Average pooling (the window says whether padded pixels count).
     AvgPool(Window),
@@ -583,7 +585,7 @@ impl Op {
             Op::Conv { .. } | Op::Separable { .. } | Op::ConvTranspose(_) => LayerKind::Conv,
             Op::Dense { .. } => LayerKind::Dense,
             Op::Affine(_) | Op::WithConstant { .. } | Op::ChannelNorm { .. } => LayerKind::Norm,
-            Op::Activation(_) => LayerKind::Activation,
+            Op::Activation(_) | Op::PRelu(_) => LayerKind::Activation,
             Op::MaxPool(_) | Op::AvgPool(_) | Op::GlobalAvgPool | Op::GlobalMaxPool => LayerKind::Pool,
             Op::Merge(_) | Op::Concat => LayerKind::Merge,
             Op::Pad(_) | Op::Crop(_) | Op::Flatten { .. } | Op::Reshape(_) | Op::Identity | Op::Channels { .. } | Op::ChannelShuffle(_) => LayerKind::Reshape,
@@ -605,6 +607,13 @@ impl Op {
         let [c, h, w] = first;
         Ok(match self {
             Op::Input | Op::Activation(_) | Op::Identity => first,
+            Op::PRelu(slope) => {
+                let n = slope.dims()[0];
+                if n != 1 && n != c {
+                    return Err(bad(format!("a PRelu of {n} slopes meets {c} channels")));
+                }
+                first
+            }
             Op::Conv { conv, .. } => conv.out_shape(first)?,
             Op::Separable { depthwise, pointwise, .. } => pointwise.out_shape(depthwise.out_shape(first)?)?,
             Op::Dense { dense, .. } => dense.out_shape(first)?,
@@ -706,6 +715,7 @@ impl Op {
                 affine.forward(centred / var.add_scalar(*eps).sqrt())
             }
             Op::Activation(act) => act.apply(x),
+            Op::PRelu(slope) => prelu(x, slope.clone()),
             Op::MaxPool(win) => max_pool2d(x, MaxPoolOptions::new(win.size).with_stride(win.stride).with_padding_pairs(win.pairs(h, w))),
             Op::AvgPool(win) => {
                 let options =

@@ -98,7 +98,7 @@ pub fn build(model: OnnxModel, default_hw: [usize; 2], device: &Device) -> Resul
     values.insert(input.name.clone(), Value::Node { index: first, rank: 4, nhwc });
     let mut b = Builder { graph, values, opset, device };
     for node in &nodes {
-        let name = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
+        let name = node_name(node);
         let value = b.node(node, &name).map_err(|e| match e {
             Error::Model(m) | Error::Weights(m) | Error::Invalid(m) => model_err(format!("node '{name}' ({}): {m}", node.op_type)),
             other => other,
@@ -256,6 +256,9 @@ impl Builder<'_> {
 
     /// A node computed from the image.
     fn make(&mut self, node: &NodeProto) -> Result<Made> {
+        if let Some(&Value::Grouped { index, groups, swapped }) = node.input.first().and_then(|n| self.values.get(n)) {
+            return self.grouped(node, index, groups, swapped);
+        }
         let op = node.op_type.as_str();
         let act = |a: Act, me: &Self| -> Result<Made> {
             let x = me.input(node, 0)?;
@@ -313,19 +316,14 @@ impl Builder<'_> {
                 act(Act::Softmax, self)?
             }
             "PRelu" => {
-                // prelu(x) = relu(x) + slope · min(x, 0): three small nodes, the last named after
-                // the ONNX node.
+                // A per-channel slope (or one for all), laid out as the channels it multiplies.
                 let x = self.input(node, 0)?;
                 let slope = self.broadcast_constant(self.constant(node, 1)?, x)?;
-                let base = node_name(node);
-                let positive = self.graph.add(format!("{base}/positive"), Op::Activation(Act::Relu), &[x.index])?;
-                let negative = self.graph.add(format!("{base}/negative"), Op::Activation(Act::Clip { min: f32::NEG_INFINITY, max: 0.0 }), &[x.index])?;
-                let scaled = self.graph.add(
-                    format!("{base}/scaled"),
-                    Op::WithConstant { merge: Merge::Multiply, constant: slope, constant_first: false },
-                    &[negative],
-                )?;
-                Made::Op(Op::Merge(Merge::Add), vec![positive, scaled], x.rank, x.nhwc)
+                let [_, c, h, w] = slope.dims();
+                if h * w != 1 {
+                    return Err(model_err("a PRelu slope that varies over the map; ConvLens takes one per channel"));
+                }
+                Made::Op(Op::PRelu(slope.reshape([c])), vec![x.index], x.rank, x.nhwc)
             }
             "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => self.elementwise(node)?,
             "Conv" => self.conv(node)?,
@@ -389,20 +387,6 @@ impl Builder<'_> {
                 }
                 self.flatten(x)
             }
-            "Reshape" if matches!(self.value(node, 0)?, Value::Grouped { .. }) => {
-                let Value::Grouped { index, groups, swapped } = *self.value(node, 0)? else { unreachable!() };
-                let [c, h, w] = self.graph.nodes()[index].shape;
-                let to = fold::reshape_target(&[1, groups, c / groups, h, w], &self.constant(node, 1)?.ints(), attr_i(node, "allowzero", 0) != 0)?;
-                if to != [1, c, h, w] {
-                    return Err(model_err(format!("a reshape of grouped channels to {to:?}")));
-                }
-                if swapped {
-                    // The view was [1, g, C/g, H, W] before its transpose: a shuffle of g groups.
-                    Made::Op(Op::ChannelShuffle(c / groups), vec![index], 4, false)
-                } else {
-                    Made::Alias(Value::Node { index, rank: 4, nhwc: false })
-                }
-            }
             "Reshape" => {
                 let x = self.input(node, 0)?;
                 let target = self.constant(node, 1)?.ints();
@@ -430,15 +414,6 @@ impl Builder<'_> {
                     return Err(model_err(format!("a {op} of a value of rank {}; ConvLens squeezes 1×1 maps only", x.rank)));
                 }
                 Made::Alias(Value::Node { index: x.index, rank, nhwc: false })
-            }
-            "Transpose" if matches!(self.value(node, 0)?, Value::Grouped { .. }) => {
-                let Value::Grouped { index, groups, swapped } = *self.value(node, 0)? else { unreachable!() };
-                if attr_ints(node, "perm") != [0, 2, 1, 3, 4] {
-                    return Err(model_err("a transpose of grouped channels other than a channel shuffle"));
-                }
-                let c = self.graph.nodes()[index].shape[0];
-                // [1, g, C/g, H, W] → [1, C/g, g, H, W]: the same shuffle, seen with C/g groups.
-                Made::Alias(Value::Grouped { index, groups: c / groups, swapped: !swapped })
             }
             "Transpose" => {
                 let x = self.input(node, 0)?;
@@ -532,6 +507,32 @@ impl Builder<'_> {
             }
             other => return Err(model_err(format!("ConvLens does not run the op {other}; it runs {SUPPORTED}"))),
         })
+    }
+
+    /// The two ops a grouped view of a map's channels meets in ShuffleNet: the transpose of its
+    /// group axes, and the reshape back to a map (a channel shuffle, if transposed).
+    fn grouped(&self, node: &NodeProto, index: usize, groups: usize, swapped: bool) -> Result<Made> {
+        let [c, h, w] = self.graph.nodes()[index].shape;
+        match node.op_type.as_str() {
+            "Transpose" if attr_ints(node, "perm") == [0, 2, 1, 3, 4] => {
+                // [1, g, C/g, H, W] → [1, C/g, g, H, W]: the same shuffle, seen with C/g groups.
+                Ok(Made::Alias(Value::Grouped { index, groups: c / groups, swapped: !swapped }))
+            }
+            "Reshape" => {
+                let to = fold::reshape_target(&[1, groups, c / groups, h, w], &self.constant(node, 1)?.ints(), attr_i(node, "allowzero", 0) != 0)?;
+                if to != [1, c, h, w] {
+                    return Err(model_err(format!("a reshape of grouped channels to {to:?}")));
+                }
+                Ok(if swapped {
+                    // The view was [1, g, C/g, H, W] before its transpose: a shuffle of g groups.
+                    Made::Op(Op::ChannelShuffle(c / groups), vec![index], 4, false)
+                } else {
+                    Made::Alias(Value::Node { index, rank: 4, nhwc: false })
+                })
+            }
+            "Transpose" => Err(model_err("a transpose of grouped channels other than a channel shuffle")),
+            _ => Err(model_err("reads a map's channels in groups (rank 5); ConvLens handles only a channel shuffle")),
+        }
     }
 
     /// A reshape to [N, features].
