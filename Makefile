@@ -35,8 +35,9 @@ wasm:
 
 # A static bundle that works from any static host under any sub-path.
 dist: setup wasm
-	rm -rf dist && mkdir -p dist/pkg dist/weights dist/samples
+	rm -rf dist && mkdir -p dist/pkg dist/js dist/weights dist/samples
 	cp www/index.html www/app.js www/worker.js www/sw.js www/style.css dist/
+	cp www/js/*.js dist/js/
 	cp pkg/convlens.js pkg/convlens_bg.wasm dist/pkg/
 	cp weights/manifest.json weights/efficientnet-lite0.safetensors dist/weights/
 	cp www/samples/*.jpg www/samples/CREDITS.md dist/samples/

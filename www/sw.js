@@ -9,11 +9,28 @@
 const CACHE = 'convlens-app-v1';
 
 // The app shell, fetched at install: the first visit loaded these before the worker existed.
+// Every module of the page (app.js and js/*.js) must be here, or the page cannot start offline.
 // (The weights are kept by the compute worker's own cache, not twice.)
 const SHELL = [
   './',
   './index.html',
   './app.js',
+  './js/activations.js',
+  './js/catalogue.js',
+  './js/compute.js',
+  './js/controls.js',
+  './js/dom.js',
+  './js/engine.js',
+  './js/filters.js',
+  './js/format.js',
+  './js/gradcam.js',
+  './js/labels.js',
+  './js/link.js',
+  './js/models.js',
+  './js/photo.js',
+  './js/predictions.js',
+  './js/render.js',
+  './js/state.js',
   './worker.js',
   './style.css',
   './pkg/convlens.js',

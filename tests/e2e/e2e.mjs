@@ -11,7 +11,7 @@
 // Screenshots go to tests/e2e/screenshots/. Prints the time of each step per backend.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -34,7 +34,8 @@ function fail(message) {
   process.exit(1);
 }
 
-for (const file of ['index.html', 'app.js', 'worker.js', 'style.css', 'pkg/convlens.js', 'pkg/convlens_bg.wasm', 'weights/manifest.json', 'samples/cat.jpg']) {
+const pageModules = readdirSync(path.join(repo, 'www/js')).map((file) => `js/${file}`);
+for (const file of ['index.html', 'app.js', ...pageModules, 'worker.js', 'sw.js', 'style.css', 'pkg/convlens.js', 'pkg/convlens_bg.wasm', 'weights/manifest.json', 'samples/cat.jpg']) {
   if (!existsSync(path.join(dist, file))) fail(`${path.join(dist, file)} is missing: build the bundle first (make dist)`);
 }
 if (!existsSync(CHROMIUM)) fail(`${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium)`);

@@ -1,0 +1,84 @@
+// The client of the compute worker (../worker.js, which owns the wasm Engine): one promise per
+// request, progress callbacks, and requests in a named slot that a newer one supersedes.
+
+class ComputeError extends Error {
+  constructor(message, { code, fatal } = {}) {
+    super(message);
+    this.code = code;
+    this.fatal = fatal;
+  }
+}
+
+// Rejections that only mean "a newer request replaced this one": never shown.
+export const isQuiet = (err) => err && (err.code === 'superseded' || err.code === 'restarted');
+
+class Compute {
+  constructor() {
+    this.worker = null;
+    this.pending = new Map();
+    this.nextId = 1;
+    this.onCrash = () => {};
+  }
+
+  start() {
+    this.worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+    this.worker.onmessage = (event) => this.receive(event.data);
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      const detail = event.message ? `: ${event.message}` : '';
+      this.failAll(new ComputeError(`the compute engine could not be loaded (pkg/convlens.js and its .wasm)${detail}`, { fatal: true }));
+      this.onCrash();
+    };
+    this.worker.onmessageerror = () => this.failAll(new ComputeError('a message from the compute engine could not be read'));
+  }
+
+  stop() {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    this.failAll(new ComputeError('restarted', { code: 'restarted' }));
+  }
+
+  failAll(err) {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(err);
+  }
+
+  receive(message) {
+    const entry = this.pending.get(message.id);
+    if (!entry) return;
+    if (message.progress) {
+      if (entry.onProgress) {
+        try {
+          entry.onProgress(message.progress);
+        } catch {
+          // Drawing a preview must never break the computation.
+        }
+      }
+      return;
+    }
+    this.pending.delete(message.id);
+    if (message.ok) entry.resolve(message.result);
+    else entry.reject(new ComputeError(message.error, message));
+  }
+
+  // Runs `op` in the worker. Requests run in order; a queued one is dropped when a newer request
+  // with the same `slot` arrives.
+  call(op, args = {}, { slot, transfer = [], onProgress } = {}) {
+    return new Promise((resolve, reject) => {
+      if (!this.worker) {
+        reject(new ComputeError('the compute engine is not running'));
+        return;
+      }
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ id, op, args, slot }, transfer);
+    });
+  }
+
+  cancel() {
+    if (this.worker) this.worker.postMessage({ op: 'cancel' });
+  }
+}
+
+export const compute = new Compute();

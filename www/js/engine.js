@@ -1,0 +1,139 @@
+// The compute engine's lifecycle: which backend (WebGPU or the CPU) and why, starting and
+// restarting the worker, and a fresh engine after a trap in the wasm.
+
+import { messageOf } from './format.js';
+import { $ } from './dom.js';
+import { compute, isQuiet } from './compute.js';
+import { state } from './state.js';
+import { writeHash } from './link.js';
+import { loadInitialModel, loadManifest, loadModel, useCatalogue } from './models.js';
+
+async function autoBackend() {
+  if (!navigator.gpu) return { backend: 'cpu', why: 'this browser does not offer WebGPU' };
+  let adapter = null;
+  try {
+    adapter = await navigator.gpu.requestAdapter();
+  } catch {
+    adapter = null;
+  }
+  if (!adapter) return { backend: 'cpu', why: 'WebGPU is present but found no usable GPU' };
+  let info = adapter.info || {};
+  if (!adapter.info && typeof adapter.requestAdapterInfo === 'function') {
+    info = await adapter.requestAdapterInfo().catch(() => ({}));
+  }
+  const text = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  const software = /swiftshader|llvmpipe|lavapipe|softpipe|software|microsoft basic render/i.test(text);
+  if (info.isFallbackAdapter || adapter.isFallbackAdapter || software) {
+    const name = /swiftshader/i.test(text) ? 'SwiftShader' : /llvmpipe|lavapipe/i.test(text) ? 'a Mesa software driver' : 'a software renderer';
+    return { backend: 'cpu', why: `WebGPU here runs on ${name}, which is slower than the CPU backend` };
+  }
+  return { backend: 'webgpu', why: text ? `WebGPU on ${text}` : 'WebGPU' };
+}
+
+// The notice of which backend computes and why; `detail` (a raw error) folds away.
+export function showBackend(backend, text, detail = '') {
+  const notice = $('#backend-notice');
+  notice.dataset.backend = backend || '';
+  notice.classList.toggle('is-cpu', backend === 'cpu');
+  const line = $('#backend-text');
+  line.textContent = text;
+  if (detail) {
+    const more = document.createElement('details');
+    const summary = document.createElement('summary');
+    summary.textContent = 'Details';
+    const body = document.createElement('span');
+    body.textContent = detail;
+    more.append(summary, body);
+    line.append(' ', more);
+  }
+}
+
+// (Re)starts the worker and its engine on the preferred backend, then reloads the current model
+// and photo.
+export async function startEngine() {
+  const gen = ++state.engineGen;
+  document.documentElement.dataset.engineStarts = String(gen); // lets tests see a restart
+  state.engineReady = false;
+  state.inflight = {};
+  compute.stop();
+  compute.start();
+  showBackend('', 'Starting the compute engine…');
+  let choice;
+  if (state.backendPref === 'auto') {
+    choice = await autoBackend();
+  } else {
+    choice = { backend: state.backendPref, why: 'as chosen' };
+  }
+  if (gen !== state.engineGen) return;
+  let notice;
+  let detail = '';
+  let created;
+  try {
+    created = await compute.call('create', { backend: choice.backend });
+    notice =
+      choice.backend === 'webgpu'
+        ? `Computing on the GPU — ${choice.why === 'as chosen' ? 'WebGPU, as chosen' : choice.why}.`
+        : `Computing on the CPU (WebAssembly)${choice.why === 'as chosen' ? ', as chosen' : `: ${choice.why}`}.`;
+    state.backend = choice.backend;
+  } catch (err) {
+    if (gen !== state.engineGen || isQuiet(err)) return;
+    if (choice.backend !== 'webgpu' || err.fatal) {
+      showBackend('', 'The compute engine could not start.', messageOf(err));
+      return;
+    }
+    try {
+      created = await compute.call('create', { backend: 'cpu' });
+    } catch (err2) {
+      if (gen !== state.engineGen || isQuiet(err2)) return;
+      showBackend('', 'The compute engine could not start.', messageOf(err2));
+      return;
+    }
+    state.backend = 'cpu';
+    notice = 'Computing on the CPU (WebAssembly): WebGPU could not start here.';
+    detail = messageOf(err);
+  }
+  if (gen !== state.engineGen) return;
+  showBackend(state.backend, notice, detail);
+  await loadManifest();
+  if (gen !== state.engineGen) return;
+  useCatalogue(created.catalogue);
+  state.engineReady = true;
+  state.photoOnEngine = -1;
+  const queued = state.queuedLoad;
+  state.queuedLoad = null;
+  if (queued) await loadModel(queued.source, queued.options);
+  if (state.engineGen !== gen || state.modelEngineGen === gen) return;
+  if (state.source) {
+    await loadModel(state.source, { options: state.options, reload: true, keepSelection: true });
+  } else {
+    await loadInitialModel();
+  }
+}
+
+compute.onCrash = () => {
+  showBackend('', 'The compute engine could not be loaded. Check that pkg/convlens.js and pkg/convlens_bg.wasm are served next to this page, then reload.');
+  state.engineReady = false;
+};
+
+// A request failed with a trap in the wasm: say so, and start a fresh engine.
+const crashes = [];
+export function handleFatal(err) {
+  if (!err || !err.fatal || !state.engineReady) return;
+  state.engineReady = false;
+  const now = Date.now();
+  crashes.push(now);
+  if (crashes.filter((t) => now - t < 120_000).length > 2) {
+    showBackend(state.backend, `The compute engine keeps failing (${err.message}). Try the other backend, or reload the page.`);
+    return;
+  }
+  setTimeout(startEngine, 0);
+}
+
+// The "Compute on" menu.
+export function wireBackendSelect() {
+  $('#backend-select').addEventListener('change', (e) => {
+    state.backendPref = e.target.value;
+    writeHash();
+    startEngine();
+  });
+}

@@ -1,0 +1,118 @@
+// The filter-patterns view: gradient ascent in the worker with live previews and progress,
+// and cancelling it.
+
+import { seconds } from './format.js';
+import { $, drawPicture, enlarge, setCanvasState, setError, setStatus } from './dom.js';
+import { compute, isQuiet } from './compute.js';
+import { state } from './state.js';
+import { handleFatal, startEngine } from './engine.js';
+import { refresh } from './render.js';
+
+// How many filters the chosen layer has.
+export function filterChannels() {
+  const layer = state.model?.layers.find((l) => l.name === state.filters.layer);
+  return layer ? layer.shape[0] : 0;
+}
+
+async function startFilters() {
+  const f = state.filters;
+  if (f.running) return;
+  setError('filters', '');
+  if (!state.engineReady || !state.model) {
+    setError('filters', 'the model is not loaded yet');
+    return;
+  }
+  const channels = filterChannels();
+  const count = Math.min(f.count, channels);
+  if (!Number.isInteger(f.steps) || f.steps < 1 || f.steps > 500) {
+    setError('filters', 'steps must be a whole number from 1 to 500');
+    return;
+  }
+  if (!Number.isInteger(f.first) || f.first < 0 || f.first + count > channels) {
+    setError('filters', `${f.layer} has ${channels} filters: start from 0 to ${channels - count}`);
+    return;
+  }
+  const canvas = $('#filters-canvas');
+  const progress = $('#flt-progress');
+  const engineGen = state.engineGen;
+  f.running = true;
+  f.cancelled = false;
+  f.stepMs = 0;
+  $('#flt-start').disabled = true;
+  $('#flt-cancel').disabled = false;
+  progress.max = f.steps;
+  progress.value = 0;
+  setCanvasState(canvas, 'busy');
+  const what = `${count} pattern${count === 1 ? '' : 's'} of ${f.layer} (filters ${f.first}–${f.first + count - 1})`;
+  setStatus('filters', `Starting ${what}…`, true);
+  const t0 = performance.now();
+  const previewEvery = Math.max(1, Math.round(f.steps / 10));
+  try {
+    const out = await compute.call(
+      'filters',
+      { layer: f.layer, first: f.first, count, size: f.size, steps: f.steps, mode: f.mode, seed: 0, previewEvery },
+      {
+        onProgress: (p) => {
+          progress.value = p.step;
+          const elapsed = performance.now() - t0;
+          f.stepMs = elapsed / Math.max(1, p.step);
+          const left = p.step > 0 ? (elapsed / p.step) * (p.steps - p.step) : 0;
+          const loss = Number.isFinite(p.loss) ? `, mean activation ${p.loss.toPrecision(3)}` : '';
+          setStatus('filters', `Step ${p.step} of ${p.steps}${loss} — about ${seconds(left)} left`, true);
+          if (p.grid) {
+            drawPicture(canvas, p.grid);
+            enlarge(canvas);
+          }
+        },
+      },
+    );
+    drawPicture(canvas, out.grid);
+    enlarge(canvas);
+    progress.value = f.steps;
+    canvas.setAttribute('aria-label', `Filter patterns: ${what}`);
+    $('#filters-caption').textContent = `${what}, ${f.size}×${f.size} px, ${f.steps} steps, ${f.mode === 'classic' ? 'classic' : 'regularized'}.`;
+    setCanvasState(canvas, 'ready');
+    setStatus('filters', `Done in ${seconds(performance.now() - t0)}.`);
+  } catch (err) {
+    const cancelled = f.cancelled && (isQuiet(err) || /cancel/i.test(err.message));
+    if (cancelled) {
+      setStatus('filters', 'Cancelled.');
+      setCanvasState(canvas, canvas.width ? 'ready' : 'idle');
+    } else if (!isQuiet(err) || engineGen === state.engineGen) {
+      handleFatal(err);
+      setStatus('filters', '');
+      setCanvasState(canvas, 'error');
+      setError('filters', isQuiet(err) ? 'the compute engine was restarted; press Start again' : err);
+    } else {
+      setStatus('filters', '');
+    }
+  } finally {
+    clearTimeout(f.cancelTimer);
+    f.running = false;
+    $('#flt-start').disabled = false;
+    $('#flt-cancel').disabled = true;
+    refresh(); // anything that waited for the engine
+  }
+}
+
+// Asks the running job to stop (the worker hears it between ascent steps); if a step takes too
+// long to wait for, starts a fresh engine instead, which reloads the model and photo.
+function cancelFilters() {
+  const f = state.filters;
+  if (!f.running) return;
+  f.cancelled = true;
+  $('#flt-cancel').disabled = true;
+  setStatus('filters', 'Cancelling…', true);
+  compute.cancel();
+  clearTimeout(f.cancelTimer);
+  const patience = Math.min(15000, Math.max(1000, 1.5 * (f.stepMs || 0) + 500));
+  f.cancelTimer = setTimeout(() => {
+    if (f.running) startEngine();
+  }, patience);
+}
+
+// Start and Cancel.
+export function wireFilterControls() {
+  $('#flt-start').addEventListener('click', startFilters);
+  $('#flt-cancel').addEventListener('click', cancelFilters);
+}

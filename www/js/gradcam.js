@@ -1,0 +1,101 @@
+// The Grad-CAM view: the class to explain, the heatmap over the photo, its opacity.
+
+import { percent, seconds } from './format.js';
+import { $, pictureCanvas, setCanvasState, setError, setStatus } from './dom.js';
+import { compute, isQuiet } from './compute.js';
+import { state } from './state.js';
+import { writeHash } from './link.js';
+import { handleFatal } from './engine.js';
+import { keys, once, refresh, waitNote } from './render.js';
+
+export function setCamClass(index, { quiet = false } = {}) {
+  state.gradcam.cls = index;
+  $('#cam-class').value = index >= 0 && state.model ? `${state.model.labels[index]} (${index})` : '';
+  setError('cam-class', '');
+  if (!quiet) {
+    writeHash();
+    refresh();
+  }
+}
+
+// Reads the class box: "tabby (281)", "281", or a label; empty means the top prediction.
+function parseClass(text) {
+  const value = text.trim();
+  if (!value) return -1;
+  const labels = state.model?.labels || [];
+  const byIndex = value.match(/\((\d+)\)\s*$/) || value.match(/^(\d+)$/);
+  if (byIndex && Number(byIndex[1]) < labels.length) return Number(byIndex[1]);
+  const exact = labels.findIndex((l) => l.toLowerCase() === value.toLowerCase());
+  if (exact >= 0) return exact;
+  const partial = labels.filter((l) => l.toLowerCase().includes(value.toLowerCase()));
+  if (partial.length === 1) return labels.indexOf(partial[0]);
+  return null;
+}
+
+function drawGradcam() {
+  const canvas = $('#gradcam-canvas');
+  const { photo } = state;
+  const heatmap = state.gradcam.heatmap;
+  if (!photo || !heatmap) return;
+  canvas.width = photo.width;
+  canvas.height = photo.height;
+  const ctx = canvas.getContext('2d');
+  ctx.globalAlpha = 1;
+  ctx.drawImage(photo.canvas, 0, 0);
+  ctx.globalAlpha = state.gradcam.opacity;
+  ctx.drawImage(heatmap, 0, 0, canvas.width, canvas.height);
+  ctx.globalAlpha = 1;
+}
+
+export function updateGradcam() {
+  const canvas = $('#gradcam-canvas');
+  const g = state.gradcam;
+  once('gradcam', keys().gradcam, async (current) => {
+    setCanvasState(canvas, 'busy');
+    setStatus('gradcam', `Computing ${$('#cam-method').selectedOptions[0].textContent} at ${g.layer}${waitNote()}…`, true);
+    setError('gradcam', '');
+    const t0 = performance.now();
+    try {
+      const out = await compute.call('gradcam', { layer: g.layer, cls: g.cls, method: g.method, colormap: g.colormap }, { slot: 'gradcam' });
+      if (!current()) return;
+      state.gradcam.heatmap = pictureCanvas(out.heatmap);
+      drawGradcam();
+      const { info } = out;
+      canvas.dataset.photo = state.photo.name;
+      canvas.dataset.model = state.model.model;
+      canvas.dataset.fromFile = String(state.model.from_file);
+      canvas.dataset.class = String(info.class);
+      canvas.dataset.method = g.method;
+      canvas.setAttribute('aria-label', `Grad-CAM heatmap for “${info.label}” over the photo`);
+      $('#gradcam-caption').textContent =
+        `Evidence for “${info.label}” (class ${info.class}, probability ${percent(info.prob)}), ` +
+        `from layer ${info.layer} (${info.height}×${info.width} map).`;
+      setCanvasState(canvas, 'ready');
+      setStatus('gradcam', `Computed in ${seconds(performance.now() - t0)}.`);
+    } catch (err) {
+      if (isQuiet(err) || !current()) return;
+      handleFatal(err);
+      setCanvasState(canvas, 'error');
+      setStatus('gradcam', '');
+      setError('gradcam', err);
+    }
+  });
+}
+
+// Opacity, the class box and its "top class" button.
+export function wireGradcamControls() {
+  $('#cam-opacity').addEventListener('input', () => {
+    state.gradcam.opacity = Number($('#cam-opacity').value);
+    $('#cam-opacity-value').textContent = percent(state.gradcam.opacity, 0);
+    drawGradcam();
+  });
+  $('#cam-class').addEventListener('change', () => {
+    const index = parseClass($('#cam-class').value);
+    if (index === null) {
+      setError('cam-class', `no single class matches “${$('#cam-class').value.trim()}”: pick one from the list`);
+      return;
+    }
+    setCamClass(index);
+  });
+  $('#cam-class-top').addEventListener('click', () => setCamClass(-1));
+}
