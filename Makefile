@@ -48,7 +48,7 @@ dist: setup wasm
 BASE_PATH ?= /convlens/
 e2e:
 	@command -v $${CHROMIUM:-chromium} >/dev/null || { echo "Chromium is required: apt-get install -y chromium"; exit 1; }
-	BASE_PATH=$(BASE_PATH) node tests/e2e/e2e.mjs dist
+	BASE_PATH=$(BASE_PATH) npx playwright test
 
 # What .github/workflows/pages.yml runs before it publishes dist/.
 deploy-check: dist e2e

@@ -15,13 +15,13 @@
 // picks its threaded SIMD binary, with its default pool; =N: N threads), ONLY=gradcam,filters,activations, IMPLS=convlens-cpu,...,
 // CHROMIUM=/usr/bin/chromium, OUT=bench/.cache/browser (writes OUT.json and OUT.md).
 
-import { createServer } from 'node:http';
-import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { serve } from '../../tools/serve.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
@@ -103,42 +103,6 @@ function matrix() {
 }
 
 const keyOf = (m) => [m.case, m.model, m.layer, m.mode, m.impl].join('/');
-
-// ---------------------------------------------------------------------------------------------
-// The static server: the repository root (pkg/, weights/, bench/.cache/, bench/browser/).
-
-const MIME = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.png': 'image/png',
-  '.map': 'application/json; charset=utf-8',
-};
-
-function startServer() {
-  const root = repo;
-  const server = createServer(async (req, res) => {
-    try {
-      const urlPath = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
-      let file = path.resolve(root, '.' + path.posix.normalize('/' + urlPath));
-      file = await realpath(file).catch(() => null);
-      if (!file || !file.startsWith(root + path.sep) || !(await stat(file)).isFile()) {
-        res.writeHead(404, { 'Content-Type': 'text/plain' });
-        return res.end('not found\n');
-      }
-      const headers = { 'Content-Type': MIME[path.extname(file)] || 'application/octet-stream', 'Content-Length': (await stat(file)).size, 'Cache-Control': 'no-store' };
-      if (WASM_THREADS) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' });
-      res.writeHead(200, headers);
-      createReadStream(file).on('error', () => res.destroy()).pipe(res);
-    } catch {
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
-    }
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${server.address().port}/` })));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Chromium's processes (descendants of this node process), to attribute memory to a page.
@@ -610,7 +574,8 @@ async function main() {
     bytes: { vgg16: (await stat(path.join(repo, FILES.vgg16))).size },
     setup: {},
   };
-  const { server, url } = await startServer();
+  // The repository root (pkg/, weights/, bench/.cache/, bench/browser/), never cached, by the page's own server.
+  const { server, url } = await serve(repo, { port: 0, crossOriginIsolated: Boolean(WASM_THREADS), cacheControl: 'no-store' });
   const flags = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
   meta.flags = flags;
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: flags });

@@ -1,0 +1,188 @@
+// The page with its bundled model (EfficientNet-Lite0), on each backend: the backend notice, a
+// prediction, a dropped photo, Grad-CAM, activations and filter patterns, step by step on one
+// page; on the CPU also cancelling a long run and a file that is not a photo. Then on their own
+// pages: Auto's choice of backend, and the phone-sized layout.
+
+import path from 'node:path';
+import { BASE_URL, CAT_CLASSES, WAIT, bundledHash, canvasStats, dropSample, expect, newContext, note, openPage, overlayDiff, predictionsFor, shot, shotPath, test, timing, topPrediction } from './helpers.mjs';
+import { DIST } from './settings.mjs';
+
+test.describe('the bundled model, step by step on one page', () => {
+  test.describe.configure({ mode: 'serial' });
+
+  let context;
+  let page;
+  let opened; // when the page was opened
+
+  test.beforeAll(async ({ browser, backend }) => {
+    context = await newContext(browser, backend);
+    opened = Date.now();
+    page = await openPage(context, `${BASE_URL}${bundledHash(backend, 'sample=coffee')}`, backend);
+  });
+
+  test.afterAll(async () => {
+    await context?.close();
+  });
+
+  test('backend notice', async ({ backend }) => {
+    await page.waitForSelector(`[data-testid="backend-notice"][data-backend="${backend}"]`, { timeout: WAIT });
+    const text = await page.textContent('#backend-text');
+    if (backend === 'cpu') expect(/CPU/.test(text) && /WebGPU/.test(text), `the CPU notice does not say why: “${text.trim()}”`).toBe(true);
+    else expect(text, `the notice does not name the GPU: “${text.trim()}”`).toMatch(/GPU/);
+    note(`notice: ${text.replace(/\s+/g, ' ').trim()}`);
+  });
+
+  test('first prediction (sample from the URL)', async () => {
+    await page.waitForSelector(predictionsFor('coffee.jpg'), { timeout: WAIT });
+    timing('page open → first prediction', Date.now() - opened);
+    // Let the Grad-CAM the page starts for this photo finish, so the next timing is the drop's own.
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-photo="coffee.jpg"]', { timeout: WAIT });
+  });
+
+  test('drop the cat → top-1 is a cat class', async () => {
+    const t0 = Date.now();
+    await dropSample(page, 'cat.jpg');
+    await page.waitForSelector(predictionsFor('cat.jpg'), { timeout: WAIT });
+    timing('drop → prediction', Date.now() - t0);
+    const top = await topPrediction(page);
+    note(`top-1: ${top.label.replace(/\s+/g, ' ').trim()} (index ${top.index})`);
+    expect(CAT_CLASSES, `top-1 class ${top.index} is not a cat class (281–285)`).toContain(top.index);
+    await shot(page, '1-prediction');
+  });
+
+  test('Grad-CAM overlay differs from the photo on the cat', async () => {
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-photo="cat.jpg"]', { timeout: WAIT });
+    const top = await topPrediction(page);
+    const t0 = Date.now();
+    await page.click('[data-testid="prediction"] button');
+    await page.waitForSelector(`[data-testid="gradcam-canvas"][data-state="ready"][data-class="${top.index}"]`, { timeout: WAIT });
+    timing('Grad-CAM', Date.now() - t0);
+    const hash = await page.evaluate(() => location.hash);
+    expect(hash.includes(`class=${top.index}`) && hash.includes('view=gradcam'), `the URL hash does not follow the view: ${hash}`).toBe(true);
+    const diff = await overlayDiff(page, 'cat.jpg', [0.3, 0.25, 0.4, 0.5]);
+    note(`mean |overlay − photo| in the cat region: ${diff.toFixed(1)} / 255`);
+    expect(diff, `the overlay barely differs from the photo (${diff.toFixed(2)})`).toBeGreaterThan(8);
+    await shot(page, '2-gradcam');
+  });
+
+  test('activations render, a click enlarges a channel', async () => {
+    const t0 = Date.now();
+    await page.click('[role="tab"][data-view="activations"]');
+    await page.waitForSelector('[data-testid="activations-canvas"][data-state="ready"][data-photo="cat.jpg"]', { timeout: WAIT });
+    timing('activations', Date.now() - t0);
+    const stats = await canvasStats(page, 'activations-canvas');
+    expect(stats.width > 0 && stats.std > 5, `the activation grid looks blank (${JSON.stringify(stats)})`).toBe(true);
+    // Click the middle of tile 2 (grid: 16 per row, 1 px margin and gaps).
+    const box = await page.$eval('[data-testid="activations-canvas"]', (c) => {
+      const r = c.getBoundingClientRect();
+      return { left: r.left, top: r.top, w: r.width, h: r.height, cw: c.width, ch: c.height };
+    });
+    const layer = await page.$eval('[data-testid="activations-layer"]', (s) => s.value);
+    const shape = await page.evaluate((name) => {
+      const option = [...document.querySelectorAll('[data-testid="activations-layer"] option')].find((o) => o.value === name);
+      return option.textContent.match(/(\d+)×(\d+)×(\d+)/).slice(1).map(Number);
+    }, layer);
+    const factor = Math.max(1, Math.floor(32 / Math.max(shape[1], shape[2])));
+    const tile = shape[2] * factor;
+    const cx = 1 + 2 * (tile + 1) + tile / 2;
+    const cy = 1 + (shape[1] * factor) / 2;
+    await page.mouse.click(box.left + (cx * box.w) / box.cw, box.top + (cy * box.h) / box.ch);
+    await page.waitForFunction(() => document.querySelector('[data-testid="activations-channel"]').value === '2', null, { timeout: 10_000 });
+    await page.waitForSelector('[data-testid="channel-canvas"][data-state="ready"]', { timeout: WAIT });
+    await page.waitForSelector('[data-testid="sparsity-chart"] svg rect.fill', { timeout: WAIT });
+    const bars = await page.$$eval('[data-testid="sparsity-chart"] rect.fill', (r) => r.length);
+    expect(bars, `the sparsity chart has ${bars} bars`).toBeGreaterThan(3);
+    await shot(page, '3-activations');
+  });
+
+  test('4 filter patterns with live progress', async () => {
+    await page.click('[role="tab"][data-view="filters"]');
+    await page.selectOption('[data-testid="filters-layer"]', '_blocks.1');
+    await page.selectOption('[data-testid="filters-count"]', '4');
+    await page.selectOption('[data-testid="filters-size"]', '32');
+    await page.fill('[data-testid="filters-steps"]', '8');
+    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await page.evaluate(() => {
+      const progress = document.querySelector('[data-testid="filters-progress"]');
+      window.__progressSeen = [];
+      new MutationObserver(() => window.__progressSeen.push(progress.value)).observe(progress, { attributes: true, attributeFilter: ['value'] });
+    });
+    const t0 = Date.now();
+    await page.click('[data-testid="filters-start"]');
+    await page.waitForSelector('[data-testid="filters-canvas"][data-state="ready"]', { timeout: WAIT });
+    timing('filters (4 × 32 px, 8 steps)', Date.now() - t0);
+    const seen = await page.evaluate(() => window.__progressSeen);
+    const { value, max } = await page.$eval('[data-testid="filters-progress"]', (p) => ({ value: p.value, max: p.max }));
+    expect(max === 8 && value === max, `the progress bar ended at ${value} of ${max}`).toBe(true);
+    expect(seen.some((v) => v > 0 && v < max), `no intermediate progress was shown (values seen: ${seen.join(', ')})`).toBe(true);
+    const stats = await canvasStats(page, 'filters-canvas');
+    expect(stats.width > 0 && stats.std > 3, `the filter grid looks blank (${JSON.stringify(stats)})`).toBe(true);
+    note(`progress values seen: ${[...new Set(seen)].join(', ')}`);
+    await shot(page, '4-filters');
+  });
+
+  test('Cancel stops a long run, the page keeps working', async ({ backend }) => {
+    test.skip(backend !== 'cpu', 'a 400-step run is for the CPU backend (SwiftShader is too slow)');
+    await page.fill('[data-testid="filters-steps"]', '400');
+    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await page.selectOption('[data-testid="filters-size"]', '64');
+    await page.click('[data-testid="filters-start"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="filters-progress"]').value >= 1, null, { timeout: WAIT });
+    const before = await page.evaluate(() => document.documentElement.dataset.engineStarts);
+    const t0 = Date.now();
+    await page.click('[data-testid="filters-cancel"]');
+    await page.waitForFunction(() => /Cancelled/.test(document.querySelector('#filters-status').textContent), null, { timeout: 30_000 });
+    timing('cancel', Date.now() - t0);
+    const after = await page.evaluate(() => document.documentElement.dataset.engineStarts);
+    expect(after, 'the worker did not hear the cancel: the page had to restart the engine').toBe(before);
+    await page.click('[role="tab"][data-view="gradcam"]');
+    await page.selectOption('[data-testid="gradcam-method"]', 'layercam');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="layercam"]', { timeout: WAIT });
+    await shot(page, '4b-after-cancel');
+  });
+
+  test('a text file shows an error; a photo after it still works', async ({ backend }) => {
+    test.skip(backend !== 'cpu', 'the page, not the backend: once is enough');
+    await page.setInputFiles('[data-testid="photo-input"]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a photo\n') });
+    await page.waitForSelector('[data-testid="photo-error"]:not([hidden])', { timeout: 10_000 });
+    const message = await page.textContent('[data-testid="photo-error"]');
+    note(`message: ${message.trim()}`);
+    expect(/notes\.txt/.test(message) && /image/.test(message), `unclear message: “${message}”`).toBe(true);
+    await shot(page, '5-bad-file');
+    await page.setInputFiles('[data-testid="photo-input"]', path.join(DIST, 'samples/rocket.jpg'));
+    await page.waitForSelector(predictionsFor('rocket.jpg'), { timeout: WAIT });
+    expect(await page.$eval('[data-testid="photo-error"]', (e) => e.hidden), 'the error message stayed after a good photo').toBe(true);
+  });
+});
+
+test('Auto avoids the software GPU', async ({ page, backend }) => {
+  test.skip(backend !== 'webgpu', 'needs WebGPU present');
+  await page.goto('#sample=cat');
+  const hasAdapter = await page.evaluate(async () => Boolean(navigator.gpu && (await navigator.gpu.requestAdapter())));
+  await page.waitForSelector('[data-testid="backend-notice"][data-backend]:not([data-backend=""])', { timeout: WAIT });
+  const { backend: chosen, text } = await page.$eval('[data-testid="backend-notice"]', (n) => ({ backend: n.dataset.backend, text: n.querySelector('#backend-text').textContent }));
+  note(`Auto chose ${chosen}: ${text.replace(/\s+/g, ' ').trim()}`);
+  if (hasAdapter) {
+    const info = await page.evaluate(async () => {
+      const a = await navigator.gpu.requestAdapter();
+      return `${a.info?.vendor} ${a.info?.architecture} ${a.info?.description}`;
+    });
+    if (/swiftshader|llvmpipe|lavapipe/i.test(info)) expect(chosen, `Auto picked ${chosen} on a software adapter (${info})`).toBe('cpu');
+  }
+  await page.waitForSelector(predictionsFor('cat.jpg'), { timeout: WAIT });
+});
+
+test.describe('on a phone', () => {
+  test.use({ viewport: { width: 390, height: 844 } });
+
+  test('phone-sized screenshot', async ({ page, backend }) => {
+    test.skip(backend !== 'cpu', 'the layout, not the backend: once is enough');
+    await page.goto('#sample=cat');
+    await page.waitForSelector(predictionsFor('cat.jpg'), { timeout: WAIT });
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"]', { timeout: WAIT });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot(page, '7-phone');
+    await page.locator('#views').screenshot({ path: shotPath('7-phone-views') });
+    expect(overflow, `the page scrolls sideways on a phone (${overflow} px too wide)`).toBeLessThanOrEqual(1);
+  });
+});
