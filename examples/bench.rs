@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
+use clap::{Args, Parser, ValueEnum};
 use convlens::backend::{read_f32, Backend};
 use convlens::formats::{Meta, WeightSet};
 use convlens::models::{imagenet_labels, vgg16};
@@ -43,14 +44,25 @@ fn peer_layers(net: &Network) -> Vec<&convlens::LayerInfo> {
     spatial_layers(net).into_iter().filter(|l| !l.name.contains("._")).collect()
 }
 
+#[derive(Parser)]
+#[command(about = "The ConvLens side of `make bench`: one measurement, one JSON line")]
+enum Cli {
+    /// Write the seeded full-size VGG16 (ConvLens f16 format).
+    SeedVgg16 { out: String },
+    /// A photo squashed to 224×224 by ConvLens, as PNG (both sides start from the same pixels).
+    Squash { photo: String, out: String },
+    /// Time one case.
+    Run(Options),
+    /// Where one case's time goes, phase by phase.
+    Profile(Options),
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("seed-vgg16") if args.len() == 2 => seed_vgg16(&args[1]),
-        Some("squash") if args.len() == 3 => squash_photo(&args[1], &args[2]),
-        Some("run") => Options::parse(&args[1..]).and_then(|o| run(&o)),
-        Some("profile") => Options::parse(&args[1..]).and_then(|o| profile(&o)),
-        _ => Err("usage: bench seed-vgg16 OUT | squash PHOTO OUT.png | run --case load|gradcam|filters|activations --backend cpu|wgpu --weights W [--photo P] [--layer L] [--filters N] [--steps S] [--mode batched|single] [--autodiff off] | profile (same options)".into()),
+    let result = match Cli::parse() {
+        Cli::SeedVgg16 { out } => seed_vgg16(&out),
+        Cli::Squash { photo, out } => squash_photo(&photo, &out),
+        Cli::Run(o) => run(&o),
+        Cli::Profile(o) => profile(&o),
     };
     if let Err(e) = result {
         eprintln!("bench: {e}");
@@ -140,47 +152,51 @@ fn squash_photo(input: &str, out: &str) -> Res<()> {
 // Options
 // ------------------------------------------------------------------------------------------------
 
+#[derive(Args)]
 struct Options {
-    case: String,
+    #[arg(long, value_enum)]
+    case: Case,
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
+    #[arg(long)]
     weights: String,
+    #[arg(long, default_value = "www/samples/cat.jpg")]
     photo: String,
+    #[arg(long)]
     layer: Option<String>,
+    #[arg(long, default_value_t = 64)]
     filters: usize,
+    #[arg(long, default_value_t = 40)]
     steps: usize,
-    single: bool,
-    /// Build the network on the plain device (no autodiff wrapper): forward-only cases, for profiling.
-    no_autodiff: bool,
+    /// The filter grid as one batch, or one filter per call.
+    #[arg(long, value_enum, default_value_t = Mode::Batched)]
+    mode: Mode,
+    /// off: build the network on the plain device (no autodiff wrapper), for forward-only profiles.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    autodiff: Switch,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Case {
+    Load,
+    Gradcam,
+    Filters,
+    Activations,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Batched,
+    Single,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 impl Options {
-    fn parse(args: &[String]) -> Res<Self> {
-        let mut map = HashMap::new();
-        let mut it = args.iter();
-        while let Some(key) = it.next() {
-            let key = key.strip_prefix("--").ok_or_else(|| format!("expected --option, got '{key}'"))?;
-            let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
-            map.insert(key.to_string(), value.clone());
-        }
-        let get = |k: &str| map.get(k).cloned();
-        let number = |k: &str, default: usize| -> Res<usize> { get(k).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{k}: not a number: {v}"))) };
-        let mode = get("mode").unwrap_or_else(|| "batched".into());
-        if mode != "batched" && mode != "single" {
-            return Err(format!("--mode {mode}: choose batched or single"));
-        }
-        Ok(Self {
-            case: get("case").ok_or("--case is required")?,
-            backend: Backend::parse(&get("backend").unwrap_or_else(|| "cpu".into())).map_err(err)?,
-            weights: get("weights").ok_or("--weights is required")?,
-            photo: get("photo").unwrap_or_else(|| "www/samples/cat.jpg".into()),
-            layer: get("layer"),
-            filters: number("filters", 64)?,
-            steps: number("steps", 40)?,
-            single: mode == "single",
-            no_autodiff: get("autodiff").is_some_and(|v| v == "off"),
-        })
-    }
-
     fn filter_options(&self, net: &Network, first: usize, count: usize) -> Res<FilterOptions> {
         let layer = self.layer.clone().ok_or("--layer is required for the filters case")?;
         net.layer(&layer).map_err(err)?;
@@ -210,7 +226,7 @@ struct Loaded {
 fn load(o: &Options) -> Res<Loaded> {
     let t = Instant::now();
     let mut device = o.backend.device().map_err(err)?;
-    if o.no_autodiff {
+    if o.autodiff == Switch::Off {
         device = device.without_autodiff();
     }
     let device_s = t.elapsed().as_secs_f64();
@@ -241,16 +257,16 @@ fn photo(o: &Options) -> Res<Photo> {
 
 /// The operation of `o.case`, once; returns a small result to compare with the peer.
 fn operation(o: &Options, net: &Network, photo: &Photo) -> Res<Value> {
-    match o.case.as_str() {
-        "load" => Ok(json!({})),
-        "gradcam" => {
+    match o.case {
+        Case::Load => Ok(json!({})),
+        Case::Gradcam => {
             let layer = o.layer.clone().unwrap_or_else(|| net.default_cam_layer().to_string());
             let cam = pollster::block_on(class_activation_map(net, photo, &layer, None, CamMethod::GradCam, Score::Logit)).map_err(err)?;
             Ok(json!({"class": cam.class, "layer": layer, "shape": [cam.height, cam.width], "map": cam.map}))
         }
-        "filters" => {
+        Case::Filters => {
             let mut losses = Vec::new();
-            if o.single {
+            if o.mode == Mode::Single {
                 for i in 0..o.filters {
                     let mut last = 0.0;
                     pollster::block_on(filter_patterns(net, &o.filter_options(net, i, 1)?, |p| {
@@ -271,7 +287,7 @@ fn operation(o: &Options, net: &Network, photo: &Photo) -> Res<Value> {
             }
             Ok(json!({"final_loss": losses.iter().sum::<f32>() / losses.len() as f32}))
         }
-        "activations" => {
+        Case::Activations => {
             let names: Vec<String> = peer_layers(net).iter().map(|l| l.name.clone()).collect();
             let layers: Vec<&str> = names.iter().map(String::as_str).collect();
             let acts = pollster::block_on(activations(net, photo, &layers, true)).map_err(err)?;
@@ -282,7 +298,6 @@ fn operation(o: &Options, net: &Network, photo: &Photo) -> Res<Value> {
             let means: Vec<f32> = acts.iter().map(|a| a.stats.mean).collect();
             Ok(json!({"layers": layers.len(), "grid_pixels": pixels, "layer_means": means}))
         }
-        other => Err(format!("unknown case '{other}': choose load, gradcam, filters or activations")),
     }
 }
 
@@ -291,7 +306,7 @@ fn run(o: &Options) -> Res<()> {
     let photo = photo(o)?;
     let mut times = Vec::new();
     let mut check = Value::Null;
-    if o.case != "load" {
+    if o.case != Case::Load {
         for _ in 0..2 {
             let t = Instant::now();
             check = operation(o, &loaded.net, &photo)?;
@@ -355,8 +370,8 @@ fn profile(o: &Options) -> Res<()> {
     operation(o, net, &photo)?;
     let device = net.device().clone();
     let mut p = Phases::new(&device);
-    match o.case.as_str() {
-        "gradcam" => {
+    match o.case {
+        Case::Gradcam => {
             let layer = net.default_cam_layer();
             p.end("(start)");
             let pixels = to_pixels(&[squash(&photo, net.input_hw())], &device).map_err(err)?;
@@ -374,13 +389,13 @@ fn profile(o: &Options) -> Res<()> {
             p.end("read-back of activation + gradient");
             std::hint::black_box((a, g));
         }
-        "filters" => {
-            let count = if o.single { 1 } else { o.filters };
+        Case::Filters => {
+            let count = if o.mode == Mode::Single { 1 } else { o.filters };
             let fo = o.filter_options(net, 0, count)?;
             let layer = fo.layer.as_str();
             let channels = net.layer(layer).map_err(err)?.shape[0];
             let (b, s) = (count, fo.size);
-            let calls = if o.single { o.filters } else { 1 };
+            let calls = if o.mode == Mode::Single { o.filters } else { 1 };
             p.end("(start)");
             for call in 0..calls {
                 let noise: Vec<f32> = (0..b * 3 * s * s).map(|i| ((i * 7919) % 20) as f32 + 128.0).collect();
@@ -410,7 +425,7 @@ fn profile(o: &Options) -> Res<()> {
                 p.end("final image read-back");
             }
         }
-        "activations" => {
+        Case::Activations => {
             let infos: Vec<_> = peer_layers(net).into_iter().cloned().collect();
             let layers: Vec<&str> = infos.iter().map(|l| l.name.as_str()).collect();
             p.end("(start)");
@@ -430,11 +445,11 @@ fn profile(o: &Options) -> Res<()> {
             }
             p.end("layer_grid for every layer (standardize, colormap, tile)");
         }
-        other => return Err(format!("no profile for case '{other}'")),
+        Case::Load => return Err("no profile for the load case: `run` times it".into()),
     }
     let mut report = p.report();
     report["impl"] = json!(format!("convlens-{}", o.backend.name()));
-    report["case"] = json!(o.case);
+    report["case"] = json!(convlens::choice::name(&o.case));
     println!("{report}");
     Ok(())
 }

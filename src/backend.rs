@@ -5,31 +5,27 @@
 
 use burn::tensor::{Device, Tensor};
 
+use crate::choice::{self, ValueEnum};
 use crate::error::{Error, Result};
 
 /// Which backend to compute on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
     /// GPU through wgpu (WebGPU / Vulkan / Metal).
+    #[value(aliases = ["webgpu", "gpu"])]
     Wgpu,
     /// The flex CPU backend.
+    #[value(alias = "flex")]
     Cpu,
 }
 
 impl Backend {
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "wgpu" | "webgpu" | "gpu" => Ok(Self::Wgpu),
-            "cpu" | "flex" => Ok(Self::Cpu),
-            other => Err(Error::invalid(format!("unknown backend '{other}': choose wgpu or cpu"))),
-        }
+        choice::parse("backend", name)
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Wgpu => "wgpu",
-            Self::Cpu => "cpu",
-        }
+    pub fn name(self) -> String {
+        choice::name(&self)
     }
 
     /// The autodiff device for this backend (native: blocks while the GPU is acquired).
@@ -89,7 +85,7 @@ fn quiet_mesa() {
     }
 }
 
-#[cfg(not(all(unix, not(target_family = "wasm"))))]
+#[cfg(all(not(unix), not(target_family = "wasm")))]
 fn quiet_mesa() {}
 
 /// Reads a tensor's values to the host as f32 (asynchronously: synchronous reads panic in wasm).

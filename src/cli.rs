@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use convlens::backend::{auto_device, Backend};
 use convlens::formats::WeightSet;
 use convlens::models::{self, BuiltIn};
@@ -14,7 +15,7 @@ use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
-use convlens::viz::gradcam::{class_activation_map, overlay, CamMethod, Score};
+use convlens::viz::gradcam::{class_activation_map, overlay, Cam, CamMethod, Score};
 
 /// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
 macro_rules! say {
@@ -24,114 +25,212 @@ macro_rules! say {
     }};
 }
 
-const USAGE: &str = "usage: convlens <command> [options]
-
-commands:
-  layers   MODEL [--json]                              list a model's layers and output shapes
-  predict  MODEL IMAGE... [--top K] [--json]
-  convert  --model M INPUT OUTPUT.safetensors [--f16]  import Keras .h5 / torch .pth / .safetensors
-  fetch    vgg16 [--url U] [--md5 HEX] [--out F]      download the official Keras VGG16 weights (528 MB),
-           verify the published hash and convert them (f16) to the cache used by default
-  activations MODEL IMAGE [--layer L] [--out PNG] [--colormap C] [--json]
-           every channel of a layer tiled 16 per row (no --layer: statistics of every spatial layer)
-  filters  MODEL [--layer L] [--filters A..B] [--size S] [--steps N] [--seed K]
-           [--mode classic|regularized] [--out PNG] [--each DIR] [--json]
-  gradcam  MODEL IMAGE [--layer L] [--class N|top] [--method gradcam|gradcam++|layercam]
-           [--colormap C] [--opacity A] [--out PNG] [--json]
-           (no --layer: the last layer with a spatial map, or the built-in's usual one)
-
-MODEL is --weights FILE, --model NAME, or both:
-  --weights my_model.keras|.h5     a Keras model with its architecture (Sequential or Functional)
-  --model NAME [--weights FILE]    a built-in: vgg16, small-convnet, efficientnet-lite0 (bundled
-                                   weights); FILE: ConvLens .safetensors, Keras .h5 weights, a
-                                   PyTorch state dict (.pth / .safetensors: torchvision, timm)
-  --preprocess caffe|torch|tf|0..1|raw|centered127   instead of the file's own
-  --input-size H[xW]               for a model whose input size is open (default 224)
-  --labels FILE                    class names, one per line
-common options: --backend auto|wgpu|cpu (auto: the GPU if it is a real one, else the CPU)
-images are squashed (bilinear, no crop) to the model's input size";
-
-/// Parsed arguments: flags with values, boolean switches and positionals.
-pub struct Args {
-    pub command: String,
-    pub positional: Vec<String>,
-    flags: Vec<(String, Option<String>)>,
+/// See what a convolutional network learns: predictions, activations, filter patterns and Grad-CAM.
+#[derive(Parser)]
+#[command(name = "convlens", version, about, after_help = MODEL_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Where to compute (auto: the GPU if it is a real one, else the CPU).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Auto)]
+    backend: DeviceChoice,
 }
 
-/// Switches that take no value.
-const SWITCHES: [&str; 4] = ["--json", "--f16", "--help", "--quiet"];
+const MODEL_HELP: &str = "MODEL is --weights FILE, --model NAME, or both:
+  --weights model.onnx|.keras|.h5  a model with its own architecture (ONNX, Keras Sequential or Functional)
+  --model NAME [--weights FILE]    a built-in: vgg16, small-convnet, efficientnet-lite0 (bundled weights);
+                                   FILE: ConvLens .safetensors, Keras .h5 weights, a PyTorch state dict
+                                   (.pth / .safetensors: torchvision, timm)
+Images are squashed (bilinear, no crop) to the model's input size.";
 
-impl Args {
-    pub fn parse(raw: Vec<String>) -> Result<Self, String> {
-        let mut it = raw.into_iter();
-        let command = it.next().ok_or_else(|| USAGE.to_string())?;
-        let (mut positional, mut flags) = (Vec::new(), Vec::new());
-        while let Some(arg) = it.next() {
-            if SWITCHES.contains(&arg.as_str()) {
-                flags.push((arg, None));
-            } else if let Some(stripped) = arg.strip_prefix("--") {
-                let (name, value) = match stripped.split_once('=') {
-                    Some((n, v)) => (format!("--{n}"), v.to_string()),
-                    None => (arg.clone(), it.next().ok_or_else(|| format!("{arg} needs a value"))?),
-                };
-                flags.push((name, Some(value)));
-            } else {
-                positional.push(arg);
-            }
-        }
-        Ok(Self { command, positional, flags })
-    }
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DeviceChoice {
+    Auto,
+    #[value(aliases = ["webgpu", "gpu"])]
+    Wgpu,
+    #[value(alias = "flex")]
+    Cpu,
+}
 
-    pub fn value(&self, name: &str) -> Option<&str> {
-        self.flags.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
-    }
+/// The model a command runs (see MODEL below).
+#[derive(Args)]
+struct ModelArgs {
+    /// A model file (.onnx, .keras, .h5) or weights of the built-in --model.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// A built-in network: vgg16, small-convnet, efficientnet-lite0.
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Preprocessing instead of the file's own.
+    #[arg(long, value_enum)]
+    preprocess: Option<Preprocessing>,
+    /// Input size for a model whose size is open: 224 or 96x128 (height × width; default 224).
+    #[arg(long, value_name = "H[xW]", value_parser = input_size)]
+    input_size: Option<[usize; 2]>,
+    /// Class names, one per line.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+}
 
-    pub fn switch(&self, name: &str) -> bool {
-        self.flags.iter().any(|(n, _)| n == name)
-    }
+#[derive(Subcommand)]
+enum Command {
+    /// List a model's layers and output shapes.
+    Layers {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify photos.
+    Predict {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+        /// How many classes to list.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+        top: u16,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import Keras .h5 / PyTorch .pth / .safetensors weights of a built-in into ConvLens's format.
+    Convert {
+        /// The built-in the weights belong to.
+        #[arg(long, value_name = "NAME")]
+        model: String,
+        input: PathBuf,
+        output: PathBuf,
+        /// Store half-precision values (half the size).
+        #[arg(long)]
+        f16: bool,
+    },
+    /// Download the official Keras VGG16 weights (528 MB), verify the published hash and convert
+    /// them (f16) to the cache used by default.
+    Fetch {
+        #[arg(value_enum)]
+        what: Fetchable,
+        #[arg(long, default_value = VGG16_URL)]
+        url: String,
+        #[arg(long, default_value = VGG16_MD5, value_name = "HEX")]
+        md5: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Every channel of a layer tiled 16 per row (no --layer: statistics of every spatial layer).
+    Activations {
+        #[command(flatten)]
+        model: ModelArgs,
+        image: PathBuf,
+        #[arg(long)]
+        layer: Option<String>,
+        /// Write the layer's grid as PNG (needs --layer).
+        #[arg(long, value_name = "PNG")]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Colormap::Viridis)]
+        colormap: Colormap,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Filter patterns by gradient ascent in input space.
+    Filters {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The layer (default: the model's usual filter layer).
+        #[arg(long)]
+        layer: Option<String>,
+        /// Filters A..B (B excluded) or one index (default: the first 64).
+        #[arg(long, value_name = "A..B", value_parser = filter_range)]
+        filters: Option<(usize, usize)>,
+        /// Side of each image in pixels.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 1.0)]
+        step_size: f32,
+        #[arg(long, value_enum, default_value_t = AscentMode::Classic)]
+        mode: AscentMode,
+        /// Write the grid as PNG.
+        #[arg(long, value_name = "PNG")]
+        out: Option<PathBuf>,
+        /// Write each filter's image into this folder.
+        #[arg(long, value_name = "DIR")]
+        each: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Class activation map over the photo (no --layer: the last layer with a spatial map).
+    Gradcam {
+        #[command(flatten)]
+        model: ModelArgs,
+        image: PathBuf,
+        #[arg(long)]
+        layer: Option<String>,
+        /// A class index, or top.
+        #[arg(long, default_value = "top", value_parser = class_choice)]
+        class: ClassChoice,
+        #[arg(long, value_enum, default_value_t = CamMethod::GradCam)]
+        method: CamMethod,
+        #[arg(long, value_enum, default_value_t = Score::Probability)]
+        score: Score,
+        #[arg(long, value_enum, default_value_t = Colormap::Jet)]
+        colormap: Colormap,
+        #[arg(long, default_value_t = 0.4)]
+        opacity: f32,
+        /// Write the heatmap over the photo as PNG.
+        #[arg(long, value_name = "PNG")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
-    pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
-        match self.value(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("{name}: '{v}' is not a valid number")),
-        }
-    }
+#[derive(Clone, Copy, ValueEnum)]
+enum Fetchable {
+    Vgg16,
+}
 
-    /// Rejects flags the command does not know, so a typo is not silently ignored.
-    fn only(&self, known: &[&str]) -> Result<(), String> {
-        for (name, _) in &self.flags {
-            let model_flag = MODEL_FLAGS.contains(&name.as_str()) && known.contains(&"--weights");
-            if !known.contains(&name.as_str()) && name != "--backend" && !model_flag {
-                return Err(format!("unknown option {name} for '{}'\n\n{USAGE}", self.command));
-            }
-        }
-        Ok(())
-    }
+/// `--class top` or an index.
+#[derive(Clone, Copy)]
+struct ClassChoice(Option<usize>);
 
-    fn model(&self) -> Result<&'static BuiltIn, String> {
-        let name = self.value("--model").ok_or("--model is required (vgg16, small-convnet or efficientnet-lite0)")?;
-        models::find(name).map_err(|e| e.to_string())
+fn class_choice(text: &str) -> Result<ClassChoice, String> {
+    match text {
+        "top" => Ok(ClassChoice(None)),
+        n => n.parse().map(|i| ClassChoice(Some(i))).map_err(|_| format!("'{n}' should be a class index or 'top'")),
     }
 }
 
-/// Options every command that opens a model takes.
-const MODEL_FLAGS: [&str; 4] = ["--model", "--preprocess", "--input-size", "--labels"];
-
-pub async fn run(raw: Vec<String>) -> Result<(), String> {
-    let args = Args::parse(raw)?;
-    if args.switch("--help") || args.command == "help" || args.command == "--help" {
-        say!("{USAGE}");
-        return Ok(());
-    }
-    match args.command.as_str() {
-        "layers" => layers(&args).await,
-        "predict" => predict_cmd(&args).await,
-        "convert" => convert(&args),
-        "fetch" => fetch(&args),
-        "activations" => activations_cmd(&args).await,
-        "filters" => filters_cmd(&args).await,
-        "gradcam" => gradcam_cmd(&args).await,
-        other => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let backend = cli.backend;
+    match cli.command {
+        Command::Layers { model, json } => layers(&model.open(backend)?, json),
+        Command::Predict { model, images, top, json } => predict_cmd(&model.open(backend)?, &images, top.into(), json).await,
+        Command::Convert { model, input, output, f16 } => convert(&model, &input, &output, f16),
+        Command::Fetch { what: Fetchable::Vgg16, url, md5, out } => fetch(&url, &md5, out.unwrap_or_else(cached_vgg16)),
+        Command::Activations { model, image, layer, out, colormap, json } => {
+            activations_cmd(&model.open(backend)?, &image, layer.as_deref(), out.as_deref(), colormap, json).await
+        }
+        Command::Filters { model, layer, filters, size, steps, seed, step_size, mode, out, each, json, quiet } => {
+            let net = model.open(backend)?;
+            let layer = layer.unwrap_or_else(|| net.default_filter_layer().to_string());
+            let channels = net.layer(&layer).map_err(|e| e.to_string())?.shape[0];
+            let (first, count) = filters.unwrap_or((0, channels.min(64)));
+            let options = FilterOptions { first, count, size, steps, seed, step_size, mode, ..FilterOptions::book(&layer) };
+            filters_cmd(&net, &options, out.as_deref(), each.as_deref(), json, quiet).await
+        }
+        Command::Gradcam { model, image, layer, class, method, score, colormap, opacity, out, json } => {
+            let net = model.open(backend)?;
+            let layer = layer.unwrap_or_else(|| net.default_cam_layer().to_string());
+            let photo = photo(&image)?;
+            let cam = class_activation_map(&net, &photo, &layer, class.0, method, score).await.map_err(|e| e.to_string())?;
+            gradcam_out(&cam, &photo, colormap, opacity, out.as_deref(), json)
+        }
     }
 }
 
@@ -169,46 +268,68 @@ fn default_weights(model: &BuiltIn) -> Result<WeightSet, String> {
 }
 
 /// `--input-size 180` or `--input-size 96x128` (height × width).
-fn input_size(args: &Args) -> Result<Option<[usize; 2]>, String> {
-    let Some(text) = args.value("--input-size") else { return Ok(None) };
-    let bad = || format!("--input-size: '{text}' should look like 224 or 96x128");
+fn input_size(text: &str) -> Result<[usize; 2], String> {
+    let bad = || format!("'{text}' should look like 224 or 96x128 (8 to 4096 pixels)");
     let parse = |t: &str| t.trim().parse::<usize>().ok().filter(|n| (8..=4096).contains(n)).ok_or_else(bad);
-    Ok(Some(match text.split_once(['x', 'X']) {
+    Ok(match text.split_once(['x', 'X']) {
         Some((h, w)) => [parse(h)?, parse(w)?],
         None => [parse(text)?; 2],
-    }))
+    })
 }
 
-fn device(args: &Args) -> Result<Device, String> {
-    match args.value("--backend").unwrap_or("auto") {
-        "auto" => {
+/// "A..B" (inclusive start, exclusive end, as Rust ranges) or a single index, as (first, count).
+fn filter_range(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{text}' should look like 0..64 or 5");
+    match text.split_once("..") {
+        Some((a, b)) => {
+            let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+            if b <= a {
+                return Err(format!("{a}..{b} is empty"));
+            }
+            Ok((a, b - a))
+        }
+        None => Ok((text.parse().map_err(|_| bad())?, 1)),
+    }
+}
+
+fn device(choice: DeviceChoice) -> Result<Device, String> {
+    let backend = match choice {
+        DeviceChoice::Auto => {
             let (device, _, note) = auto_device();
             if std::env::var_os("CONVLENS_QUIET").is_none() {
                 eprintln!("convlens: {note}");
             }
-            Ok(device)
+            return Ok(device);
         }
-        name => Backend::parse(name).and_then(Backend::device).map_err(|e| e.to_string()),
-    }
+        DeviceChoice::Wgpu => Backend::Wgpu,
+        DeviceChoice::Cpu => Backend::Cpu,
+    };
+    backend.device().map_err(|e| e.to_string())
 }
 
-/// The network the arguments name: `--weights FILE` (its own architecture, or with `--model`),
-/// else the built-in `--model`'s default weights.
-fn network(args: &Args) -> Result<Network, String> {
-    let labels = match args.value("--labels") {
-        Some(path) => Some(String::from_utf8_lossy(&read(Path::new(path))?).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()),
-        None => None,
-    };
-    let preprocessing = args.value("--preprocess").map(Preprocessing::parse).transpose().map_err(|e| e.to_string())?;
-    let mut options = OpenOptions { model: args.value("--model").map(String::from), preprocessing, input_hw: input_size(args)?, labels, ..Default::default() };
-    match args.value("--weights") {
-        Some(path) => {
-            let bytes = read(Path::new(path))?;
-            options.companions = companions(Path::new(path), &bytes);
-            open(&bytes, &options, &device(args)?).map_err(|e| format!("{path}: {e}"))
+impl ModelArgs {
+    fn built_in(&self) -> Result<&'static BuiltIn, String> {
+        let name = self.model.as_deref().ok_or("--model is required (vgg16, small-convnet or efficientnet-lite0)")?;
+        models::find(name).map_err(|e| e.to_string())
+    }
+
+    /// The network these arguments name: `--weights FILE` (its own architecture, or with
+    /// `--model`), else the built-in `--model`'s default weights.
+    fn open(&self, backend: DeviceChoice) -> Result<Network, String> {
+        let labels = match &self.labels {
+            Some(path) => Some(String::from_utf8_lossy(&read(path)?).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()),
+            None => None,
+        };
+        let mut options = OpenOptions { model: self.model.clone(), preprocessing: self.preprocess, input_hw: self.input_size, labels, ..Default::default() };
+        match &self.weights {
+            Some(path) => {
+                let bytes = read(path)?;
+                options.companions = companions(path, &bytes);
+                open(&bytes, &options, &device(backend)?).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            None if self.model.is_none() => Err("which model? pass --weights FILE (an ONNX or Keras .keras/.h5 model, or weights of a built-in) and/or --model NAME (vgg16, small-convnet, efficientnet-lite0)".into()),
+            None => open_weights(default_weights(self.built_in()?)?, &options, &device(backend)?).map_err(|e| e.to_string()),
         }
-        None if args.value("--model").is_none() => Err("which model? pass --weights FILE (a Keras .keras/.h5 model, or weights of a built-in) and/or --model NAME (vgg16, small-convnet, efficientnet-lite0)".into()),
-        None => open_weights(default_weights(args.model()?)?, &options, &device(args)?).map_err(|e| e.to_string()),
     }
 }
 
@@ -223,10 +344,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, String> {
     serde_json::to_string_pretty(value).map_err(|e| e.to_string())
 }
 
-async fn layers(args: &Args) -> Result<(), String> {
-    args.only(&["--model", "--weights", "--json"])?;
-    let net = network(args)?;
-    if args.switch("--json") {
+fn layers(net: &Network, as_json: bool) -> Result<(), String> {
+    if as_json {
         let rows: Vec<serde_json::Value> = net.layers().iter().map(|l| serde_json::json!({"name": l.name, "kind": l.kind.name(), "shape": l.shape})).collect();
         say!("{}", json(&rows)?);
     } else {
@@ -241,88 +360,62 @@ async fn layers(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn photo(path: &str) -> Result<Photo, String> {
-    decode(&read(Path::new(path))?).map_err(|e| format!("{path}: {e}"))
+fn photo(path: &Path) -> Result<Photo, String> {
+    decode(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-async fn predict_cmd(args: &Args) -> Result<(), String> {
-    args.only(&["--model", "--weights", "--json", "--top"])?;
-    if args.positional.is_empty() {
-        return Err("predict needs at least one IMAGE".into());
-    }
-    let top: usize = args.parsed("--top", 5)?;
-    if top == 0 {
-        return Err("--top must be at least 1".into());
-    }
-    let net = network(args)?;
+async fn predict_cmd(net: &Network, images: &[PathBuf], top: usize, as_json: bool) -> Result<(), String> {
     let mut all = Vec::new();
-    for path in &args.positional {
-        let rows = predict(&net, &[photo(path)?], top).await.map_err(|e| e.to_string())?.remove(0);
-        if args.switch("--json") {
+    for path in images {
+        let rows = predict(net, &[photo(path)?], top).await.map_err(|e| e.to_string())?.remove(0);
+        if as_json {
             all.push(serde_json::json!({"image": path, "predictions": rows}));
         } else {
-            say!("{path}");
+            say!("{}", path.display());
             for r in rows {
                 say!("  {:>6.2}%  {:>4}  {}", r.prob * 100.0, r.index, r.label);
             }
         }
     }
-    if args.switch("--json") {
+    if as_json {
         let out = if all.len() == 1 { all.remove(0)["predictions"].take() } else { serde_json::Value::Array(all) };
         say!("{}", json(&out)?);
     }
     Ok(())
 }
 
-fn convert(args: &Args) -> Result<(), String> {
-    args.only(&["--model", "--f16"])?;
-    let [input, output] = &args.positional[..] else {
-        return Err("convert needs INPUT and OUTPUT.safetensors".into());
-    };
-    let model = args.model()?;
-    let set = import(&read(Path::new(input))?, model.name).map_err(|e| format!("{input}: {e}"))?;
-    let bytes = set.to_safetensors(args.switch("--f16")).map_err(|e| e.to_string())?;
+fn convert(model: &str, input: &Path, output: &Path, f16: bool) -> Result<(), String> {
+    let model = models::find(model).map_err(|e| e.to_string())?;
+    let set = import(&read(input)?, model.name).map_err(|e| format!("{}: {e}", input.display()))?;
+    let bytes = set.to_safetensors(f16).map_err(|e| e.to_string())?;
     let summary = format!("{} {} weights, {} values, {:.1} MB", model.name, set.meta.origin, set.value_count(), bytes.len() as f64 / 1e6);
     // Building the network checks that the shapes fit together before anything is written.
-    model.network(set, &Device::flex()).map_err(|e| format!("{input}: {e}"))?;
-    write(Path::new(output), &bytes)?;
-    eprintln!("wrote {output}: {summary}");
+    model.network(set, &Device::flex()).map_err(|e| format!("{}: {e}", input.display()))?;
+    write(output, &bytes)?;
+    eprintln!("wrote {}: {summary}", output.display());
     Ok(())
 }
 
-fn one_image(args: &Args) -> Result<Photo, String> {
-    match &args.positional[..] {
-        [path] => photo(path),
-        _ => Err(format!("{} needs exactly one IMAGE", args.command)),
-    }
-}
-
-fn colormap(args: &Args, default: &str) -> Result<Colormap, String> {
-    Colormap::parse(args.value("--colormap").unwrap_or(default)).map_err(|e| e.to_string())
-}
-
-fn save_png(path: &str, picture: &Rgba) -> Result<(), String> {
-    write(Path::new(path), &picture.to_png().map_err(|e| e.to_string())?)?;
-    eprintln!("wrote {path} ({}×{})", picture.width, picture.height);
+fn save_png(path: &Path, picture: &Rgba) -> Result<(), String> {
+    write(path, &picture.to_png().map_err(|e| e.to_string())?)?;
+    eprintln!("wrote {} ({}×{})", path.display(), picture.width, picture.height);
     Ok(())
 }
 
-async fn activations_cmd(args: &Args) -> Result<(), String> {
-    args.only(&["--model", "--weights", "--layer", "--out", "--colormap", "--json"])?;
-    let photo = one_image(args)?;
-    let net = network(args)?;
-    let names: Vec<String> = match args.value("--layer") {
+async fn activations_cmd(net: &Network, image: &Path, layer: Option<&str>, out: Option<&Path>, colormap: Colormap, as_json: bool) -> Result<(), String> {
+    let photo = photo(image)?;
+    let names: Vec<String> = match layer {
         Some(layer) => vec![net.layer(layer).map_err(|e| e.to_string())?.name.clone()],
-        None => spatial_layers(&net).iter().map(|l| l.name.clone()).collect(),
+        None => spatial_layers(net).iter().map(|l| l.name.clone()).collect(),
     };
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let single = args.value("--layer").is_some();
-    let acts = activations(&net, &photo, &refs, single && args.switch("--json") || args.value("--out").is_some()).await.map_err(|e| e.to_string())?;
-    if let Some(out) = args.value("--out") {
+    let single = layer.is_some();
+    let acts = activations(net, &photo, &refs, single && as_json || out.is_some()).await.map_err(|e| e.to_string())?;
+    if let Some(out) = out {
         let act = acts.first().filter(|_| single).ok_or("--out needs --layer: one layer's channels make one grid")?;
-        save_png(out, &layer_grid(act, colormap(args, "viridis")?).map_err(|e| e.to_string())?)?;
+        save_png(out, &layer_grid(act, colormap).map_err(|e| e.to_string())?)?;
     }
-    if args.switch("--json") {
+    if as_json {
         say!("{}", json(&acts)?);
     } else {
         say!("{:<16} {:>16} {:>9} {:>10} {:>10}", "layer", "shape", "sparsity", "mean", "max");
@@ -333,50 +426,9 @@ async fn activations_cmd(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// "A..B" (inclusive start, exclusive end, as Rust ranges) or a single index.
-fn filter_range(text: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("--filters: '{text}' should look like 0..64 or 5");
-    match text.split_once("..") {
-        Some((a, b)) => {
-            let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-            if b <= a {
-                return Err(format!("--filters: {a}..{b} is empty"));
-            }
-            Ok((a, b - a))
-        }
-        None => Ok((text.parse().map_err(|_| bad())?, 1)),
-    }
-}
-
-async fn filters_cmd(args: &Args) -> Result<(), String> {
-    args.only(&[
-        "--model",
-        "--weights",
-        "--layer",
-        "--filters",
-        "--size",
-        "--steps",
-        "--seed",
-        "--mode",
-        "--out",
-        "--each",
-        "--step-size",
-        "--json",
-        "--quiet",
-    ])?;
-    let net = network(args)?;
-    let layer = args.value("--layer").unwrap_or(net.default_filter_layer());
-    let mut options = FilterOptions::book(layer);
-    let channels = net.layer(layer).map_err(|e| e.to_string())?.shape[0];
-    (options.first, options.count) = filter_range(args.value("--filters").unwrap_or(&format!("0..{}", channels.min(64))))?;
-    options.size = args.parsed("--size", 64)?;
-    options.steps = args.parsed("--steps", 40)?;
-    options.seed = args.parsed("--seed", 0)?;
-    options.step_size = args.parsed("--step-size", 1.0)?;
-    options.mode = AscentMode::parse(args.value("--mode").unwrap_or("classic")).map_err(|e| e.to_string())?;
-    let quiet = args.switch("--quiet");
+async fn filters_cmd(net: &Network, options: &FilterOptions, out: Option<&Path>, each: Option<&Path>, as_json: bool, quiet: bool) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let patterns = filter_patterns(&net, &options, |p| {
+    let patterns = filter_patterns(net, options, |p| {
         if !quiet {
             eprint!("\rstep {}/{}  mean activation {:.4}  ({:.1} s)   ", p.step, p.steps, p.loss, started.elapsed().as_secs_f32());
         }
@@ -387,18 +439,18 @@ async fn filters_cmd(args: &Args) -> Result<(), String> {
     if !quiet {
         eprintln!();
     }
-    if let Some(out) = args.value("--out") {
+    if let Some(out) = out {
         save_png(out, &pattern_grid(&patterns))?;
     }
-    if let Some(dir) = args.value("--each") {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    if let Some(dir) = each {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         for (i, p) in patterns.iter().enumerate() {
-            let path = Path::new(dir).join(format!("{layer}_{}.png", options.first + i));
+            let path = dir.join(format!("{}_{}.png", options.layer, options.first + i));
             write(&path, &p.to_png().map_err(|e| e.to_string())?)?;
         }
-        eprintln!("wrote {} patterns to {dir}", patterns.len());
+        eprintln!("wrote {} patterns to {}", patterns.len(), dir.display());
     }
-    if args.switch("--json") {
+    if as_json {
         let rows: Vec<serde_json::Value> = patterns
             .iter()
             .enumerate()
@@ -409,27 +461,12 @@ async fn filters_cmd(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-async fn gradcam_cmd(args: &Args) -> Result<(), String> {
-    args.only(&["--model", "--weights", "--layer", "--class", "--method", "--colormap", "--opacity", "--out", "--score", "--json"])?;
-    let photo = one_image(args)?;
-    let net = network(args)?;
-    let layer = args.value("--layer").unwrap_or(net.default_cam_layer()).to_string();
-    let class = match args.value("--class").unwrap_or("top") {
-        "top" => None,
-        n => Some(n.parse::<usize>().map_err(|_| format!("--class: '{n}' should be a class index or 'top'"))?),
-    };
-    let method = CamMethod::parse(args.value("--method").unwrap_or("gradcam")).map_err(|e| e.to_string())?;
-    let score = match args.value("--score").unwrap_or("prob") {
-        "prob" => Score::Probability,
-        "logit" => Score::Logit,
-        other => return Err(format!("--score: '{other}' should be prob or logit")),
-    };
-    let cam = class_activation_map(&net, &photo, &layer, class, method, score).await.map_err(|e| e.to_string())?;
-    if let Some(out) = args.value("--out") {
-        save_png(out, &overlay(&cam, &photo, colormap(args, "jet")?, args.parsed("--opacity", 0.4)?))?;
+fn gradcam_out(cam: &Cam, photo: &Photo, colormap: Colormap, opacity: f32, out: Option<&Path>, as_json: bool) -> Result<(), String> {
+    if let Some(out) = out {
+        save_png(out, &overlay(cam, photo, colormap, opacity))?;
     }
-    if args.switch("--json") {
-        say!("{}", json(&cam)?);
+    if as_json {
+        say!("{}", json(cam)?);
     } else {
         say!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
     }
@@ -441,16 +478,10 @@ async fn gradcam_cmd(args: &Args) -> Result<(), String> {
 const VGG16_URL: &str = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5";
 const VGG16_MD5: &str = "64373286793e3c8b2b4e3219cbf3544b";
 
-fn fetch(args: &Args) -> Result<(), String> {
+fn fetch(url: &str, md5_hex: &str, out: PathBuf) -> Result<(), String> {
     use md5::Digest;
     use std::io::Read;
-    args.only(&["--url", "--md5", "--out"])?;
-    if args.positional != ["vgg16"] {
-        return Err("fetch knows one model: `convlens fetch vgg16` (EfficientNet-Lite0 is bundled; the small convnet is yours)".into());
-    }
-    let url = args.value("--url").unwrap_or(VGG16_URL);
-    let expected = args.value("--md5").unwrap_or(VGG16_MD5).to_lowercase();
-    let out = args.value("--out").map(PathBuf::from).unwrap_or_else(cached_vgg16);
+    let expected = md5_hex.to_lowercase();
     eprintln!("downloading {url}");
     let response = ureq::get(url).call().map_err(|e| format!("download failed: {e}"))?;
     let total: Option<usize> = response.header("Content-Length").and_then(|v| v.parse().ok());

@@ -4,6 +4,7 @@
 //! (`viz`) → pictures (`picture`).
 
 pub mod backend;
+pub mod choice;
 pub mod error;
 pub mod formats;
 pub mod graph;

@@ -2,8 +2,11 @@
 
 mod cli;
 
+use clap::Parser;
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // clap prints --help, --version and argument errors itself (with usage) and exits.
+    let args = cli::Cli::parse();
     if let Err(message) = pollster::block_on(cli::run(args)) {
         eprintln!("convlens: {message}");
         std::process::exit(1);

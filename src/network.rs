@@ -51,7 +51,7 @@ pub struct Description {
     pub title: String,
     pub from_file: bool,
     pub origin: String,
-    pub preprocessing: &'static str,
+    pub preprocessing: String,
     pub input_height: usize,
     pub input_width: usize,
     pub default_cam_layer: String,

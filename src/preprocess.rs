@@ -4,18 +4,21 @@
 //! reordered to BGR, so gradients flow through it back to pixel space (the filter ascent needs it;
 //! `Network::preprocess` applies it). No tensor code here: weights metadata names it.
 
-use crate::error::{Error, Result};
+use crate::choice::{self, ValueEnum};
+use crate::error::Result;
 
 /// How a network wants its 0–255 RGB input transformed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Preprocessing {
     /// Keras "caffe" (VGG16 from Keras): RGB→BGR, minus the ImageNet BGR means, 0–255 scale.
     Caffe,
     /// torchvision: x/255, minus mean (0.485, 0.456, 0.406), divided by std (0.229, 0.224, 0.225).
     Torch,
     /// EfficientNet-Lite (TF-Lite export): (x − 127) / 128.
+    #[value(name = "centered127")]
     Centered127,
     /// The book's small convnet: x / 255 (`0..1`).
+    #[value(alias = "0..1")]
     Unit,
     /// TensorFlow / Keras applications "tf": x / 127.5 − 1 (±1).
     Tf,
@@ -24,26 +27,13 @@ pub enum Preprocessing {
 }
 
 impl Preprocessing {
-    pub const ALL: [Preprocessing; 6] = [Self::Caffe, Self::Torch, Self::Centered127, Self::Unit, Self::Tf, Self::Raw];
-
     /// The name stored in weights metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Caffe => "caffe",
-            Self::Torch => "torch",
-            Self::Centered127 => "centered127",
-            Self::Unit => "unit",
-            Self::Tf => "tf",
-            Self::Raw => "raw",
-        }
+    pub fn name(self) -> String {
+        choice::name(&self)
     }
 
     pub fn parse(name: &str) -> Result<Self> {
-        let name = if name == "0..1" { "unit" } else { name };
-        Self::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
-            let known: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
-            Error::invalid(format!("unknown preprocessing '{name}' (known: {})", known.join(", ")))
-        })
+        choice::parse("preprocessing", name)
     }
 
     /// Per output channel: (source RGB channel, scale, shift): out_c = x[src] * scale + shift.

@@ -87,10 +87,7 @@ pub fn read_all_datasets(bytes: &[u8]) -> Result<Vec<RawTensor>> {
             datasets.sort();
             for name in datasets {
                 let full = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
-                let mut t = read_dataset(&group, &name, file_len, &mut budget).map_err(|e| match e {
-                    Error::Weights(msg) => Error::weights(format!("'{full}': {msg}")),
-                    other => other,
-                })?;
+                let mut t = read_dataset(&group, &name, file_len, &mut budget).map_err(|e| e.within(&format!("'{full}'")))?;
                 t.name = full;
                 out.push(t);
             }
@@ -118,10 +115,9 @@ fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     f()
 }
 
-/// One line, fit for `Error::Weights`.
-fn h5(context: &str, e: impl std::fmt::Display) -> Error {
-    let msg = e.to_string().replace(['\n', '\r'], " ");
-    Error::weights(format!("{context}: {msg}"))
+/// The HDF5 reader's error as the cause of refused weights.
+fn h5(context: &str, e: hdf5_pure::Error) -> Error {
+    Error::weights_from(context, e)
 }
 
 fn read_layers(bytes: &[u8]) -> Result<KerasH5> {
@@ -158,10 +154,7 @@ fn read_layers(bytes: &[u8]) -> Result<KerasH5> {
         let weight_names = string_list(&attrs, "weight_names")?.unwrap_or_default();
         let mut weights = Vec::with_capacity(weight_names.len().min(bytes.len()));
         for weight in weight_names {
-            let tensor = read_dataset(&g, &weight, file_len, &mut budget).map_err(|e| match e {
-                Error::Weights(msg) => Error::weights(format!("layer '{layer}', weight '{weight}': {msg}")),
-                other => other,
-            })?;
+            let tensor = read_dataset(&g, &weight, file_len, &mut budget).map_err(|e| e.within(&format!("layer '{layer}', weight '{weight}'")))?;
             weights.push(tensor);
         }
         layers.push(KerasLayer { name: layer, weights });
@@ -363,7 +356,7 @@ mod tests {
 
     fn weights_error(bytes: &[u8]) -> String {
         match read_keras_h5(bytes) {
-            Err(Error::Weights(msg)) => {
+            Err(Error::Weights { message: msg, .. }) => {
                 assert!(!msg.contains('\n'), "multi-line message: {msg}");
                 msg
             }

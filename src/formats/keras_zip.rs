@@ -36,7 +36,7 @@ pub struct KerasModel {
 impl KerasModel {
     /// From a whole-model `.h5`'s `model_config` attribute and its layers.
     pub fn from_h5(config: &str, layers: Vec<KerasLayer>, keras_version: Option<String>) -> Result<Self> {
-        let config = serde_json::from_str(config).map_err(|e| Error::weights(format!("the .h5 file's model_config is not valid JSON ({e})")))?;
+        let config = serde_json::from_str(config).map_err(|e| Error::weights_from("the .h5 file's model_config is not valid JSON", e))?;
         let origin = format!("Keras {} .h5", keras_version.as_deref().unwrap_or("(unknown version)"));
         Ok(Self { config, weights: KerasWeights::ByLayer(layers), origin })
     }
@@ -57,23 +57,22 @@ fn entry(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -
     let mut file = match archive.by_name(name) {
         Ok(file) => file,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(Error::weights(format!("the .keras archive's {name} cannot be read ({e})"))),
+        Err(e) => return Err(Error::weights_from(format!("the .keras archive's {name} cannot be read"), e)),
     };
     if file.size() > limit {
         return Err(Error::weights(format!("the .keras archive's {name} declares {} bytes, too many for this file", file.size())));
     }
     let mut out = Vec::with_capacity(file.size() as usize);
-    file.read_to_end(&mut out).map_err(|e| Error::weights(format!("the .keras archive's {name} is damaged or truncated ({e})")))?;
+    file.read_to_end(&mut out).map_err(|e| Error::weights_from(format!("the .keras archive's {name} is damaged or truncated"), e))?;
     Ok(Some(out))
 }
 
 /// Reads a `.keras` archive.
 pub fn read_keras_zip(bytes: &[u8]) -> Result<KerasModel> {
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Error::weights(format!("not a readable ZIP archive ({e}); is the file truncated?")))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Error::weights_from("not a readable ZIP archive; is the file truncated?", e))?;
     let limit = (bytes.len() as u64).saturating_mul(EXPANSION_LIMIT);
     let config = entry(&mut archive, "config.json", limit)?.ok_or_else(|| Error::weights("the .keras archive has no config.json"))?;
-    let config: Value = serde_json::from_slice(&config).map_err(|e| Error::weights(format!("the .keras archive's config.json is not valid JSON ({e})")))?;
+    let config: Value = serde_json::from_slice(&config).map_err(|e| Error::weights_from("the .keras archive's config.json is not valid JSON", e))?;
     let version = entry(&mut archive, "metadata.json", limit)?
         .and_then(|m| serde_json::from_slice::<Value>(&m).ok())
         .and_then(|m| m.get("keras_version").and_then(Value::as_str).map(str::to_string));

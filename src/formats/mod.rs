@@ -130,15 +130,15 @@ impl WeightSet {
 
     /// Parses our safetensors format. Foreign safetensors (e.g. torchvision's) are importers' work.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
-        let file = SafeTensors::deserialize(bytes).map_err(|e| Error::weights(format!("not a valid safetensors file ({e})")))?;
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::weights(format!("not a valid safetensors file ({e})")))?;
+        let file = SafeTensors::deserialize(bytes).map_err(|e| Error::weights_from("not a valid safetensors file", e))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::weights_from("not a valid safetensors file", e))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT_VERSION) {
             return Err(Error::weights("this safetensors file was not written by ConvLens; import it with `convlens convert`"));
         }
         let field = |key: &str| meta.get(key).cloned().ok_or_else(|| Error::weights(format!("the metadata has no '{key}'")));
         let labels = match meta.get("labels") {
-            Some(json) => serde_json::from_str(json).map_err(|e| Error::weights(format!("the metadata's labels are not a JSON list of strings ({e})")))?,
+            Some(json) => serde_json::from_str(json).map_err(|e| Error::weights_from("the metadata's labels are not a JSON list of strings", e))?,
             None => Vec::new(),
         };
         let preprocessing = Preprocessing::parse(&field("preprocessing")?).map_err(|e| Error::weights(format!("the metadata: {e}")))?;
@@ -172,9 +172,11 @@ impl WeightSet {
         let dtype = if f16 { Dtype::F16 } else { Dtype::F32 };
         let views = encoded
             .iter()
-            .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(dtype, shape.clone(), bytes).map_err(|e| Error::weights(e.to_string()))?)))
+            .map(|(name, shape, bytes)| {
+                Ok((name.as_str(), TensorView::new(dtype, shape.clone(), bytes).map_err(|e| Error::weights_from(format!("tensor '{name}'"), e))?))
+            })
             .collect::<Result<Vec<_>>>()?;
-        let labels = serde_json::to_string(&self.meta.labels).map_err(|e| Error::weights(e.to_string()))?;
+        let labels = serde_json::to_string(&self.meta.labels).map_err(|e| Error::weights_from("the labels", e))?;
         let metadata: HashMap<String, String> = [
             (FORMAT_KEY, FORMAT_VERSION.to_string()),
             ("model", self.meta.model.clone()),
@@ -185,7 +187,7 @@ impl WeightSet {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::weights(e.to_string()))?;
+        let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::weights_from("cannot write safetensors", e))?;
         Ok(with_sorted_header(bytes))
     }
 }
@@ -240,7 +242,7 @@ fn is_ours(bytes: &[u8]) -> bool {
 /// Every float tensor of a foreign safetensors file as f32 (integer bookkeeping such as
 /// `num_batches_tracked` is skipped), sorted by name.
 fn read_foreign_safetensors(bytes: &[u8]) -> Result<Vec<RawTensor>> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::weights(format!("not a valid safetensors file ({e})")))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::weights_from("not a valid safetensors file", e))?;
     let mut tensors = Vec::new();
     for (name, view) in file.tensors() {
         let Some(data) = floats(view.dtype(), view.data()) else { continue };

@@ -144,7 +144,7 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<RawTensor>> {
     // The magic number (already recognised), the protocol version, the system info.
     let next_header = |what: &str, pos: &mut usize| -> Result<(Machine<'_>, Id)> {
         let mut m = Machine::new(&bytes[*pos..], Storages::Refused);
-        let top = m.run().map_err(|e| prefix_error(e, &format!("legacy checkpoint {what}")))?;
+        let top = m.run().map_err(|e| e.within(&format!("legacy checkpoint {what}")))?;
         *pos += m.pos;
         Ok((m, top))
     };
@@ -213,13 +213,6 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<RawTensor>> {
 
 fn truncated(what: &str) -> Error {
     Error::weights(format!("the checkpoint is truncated or corrupt: {what} runs past the end of the file"))
-}
-
-fn prefix_error(e: Error, what: &str) -> Error {
-    match e {
-        Error::Weights(msg) => Error::weights(format!("{what}: {msg}")),
-        other => other,
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1345,7 +1338,7 @@ mod tests {
 
     fn weights_error(bytes: &[u8]) -> String {
         match read_torch(bytes) {
-            Err(Error::Weights(msg)) => {
+            Err(Error::Weights { message: msg, .. }) => {
                 assert!(!msg.contains('\n'), "multi-line message: {msg}");
                 msg
             }

@@ -109,11 +109,7 @@ impl Graph {
             _ => {}
         }
         let shapes: Vec<Shape> = inputs.iter().map(|&i| self.nodes[i].shape).collect();
-        let shape = op.out_shape(&shapes).map_err(|e| match e {
-            Error::Weights(msg) => Error::weights(format!("layer '{name}': {msg}")),
-            Error::Invalid(msg) => Error::invalid(format!("layer '{name}': {msg}")),
-            other => other,
-        })?;
+        let shape = op.out_shape(&shapes).map_err(|e| e.within(&format!("layer '{name}'")))?;
         if shape.contains(&0) {
             return Err(Error::weights(format!("layer '{name}' would output an empty map {shape:?}")));
         }

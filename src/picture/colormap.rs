@@ -2,9 +2,10 @@
 //! points and interpolated (within 3/255 of matplotlib's 256-entry tables); JET is OpenCV's
 //! `COLORMAP_JET` piecewise-linear ramp, as the book's overlay uses.
 
-use crate::error::{Error, Result};
+use crate::choice::{self, ValueEnum};
+use crate::error::Result;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Colormap {
     Viridis,
     Magma,
@@ -87,19 +88,8 @@ const MAGMA: [[u8; 3]; 33] = [
 ];
 
 impl Colormap {
-    pub const ALL: [Colormap; 4] = [Self::Viridis, Self::Magma, Self::Jet, Self::Gray];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Viridis => "viridis",
-            Self::Magma => "magma",
-            Self::Jet => "jet",
-            Self::Gray => "gray",
-        }
-    }
-
     pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| Error::invalid(format!("unknown colormap '{name}': choose viridis, magma, jet or gray")))
+        choice::parse("colormap", name)
     }
 
     /// RGB for `t` in [0, 1] (clamped; NaN maps to 0).

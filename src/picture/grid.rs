@@ -56,7 +56,7 @@ impl Rgba {
         let mut out = Vec::new();
         image::codecs::png::PngEncoder::new(&mut out)
             .write_image(&self.data, self.width as u32, self.height as u32, image::ExtendedColorType::Rgba8)
-            .map_err(|e| Error::Image(format!("PNG encoding failed: {e}")))?;
+            .map_err(|e| Error::image_from("PNG encoding failed", e))?;
         Ok(out)
     }
 }

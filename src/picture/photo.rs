@@ -18,29 +18,29 @@ pub const MAX_SIDE: u32 = 2048;
 /// Decodes any common image format (JPEG, PNG, WebP, GIF, BMP) to RGB, downscaling photos whose
 /// longest side exceeds `MAX_SIDE`.
 pub fn decode(bytes: &[u8]) -> Result<Photo> {
-    let reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Image(e.to_string()))?;
+    let reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::image_from("cannot inspect the file", e))?;
     if reader.format().is_none() {
-        return Err(Error::Image("not an image file (expected JPEG, PNG, WebP, GIF or BMP)".into()));
+        return Err(Error::image("not an image file (expected JPEG, PNG, WebP, GIF or BMP)"));
     }
     if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
-        return Err(Error::Image("the JPEG file is truncated (it has no end-of-image marker)".into()));
+        return Err(Error::image("the JPEG file is truncated (it has no end-of-image marker)"));
     }
     let mut reader = reader;
     reader.limits(decode_limits());
-    let (w, h) = reader.into_dimensions().map_err(|e| Error::Image(e.to_string()))?;
+    let (w, h) = reader.into_dimensions().map_err(|e| Error::image_from("cannot read its size", e))?;
     if w == 0 || h == 0 {
-        return Err(Error::Image("the image is empty".into()));
+        return Err(Error::image("the image is empty"));
     }
     if w as u64 * h as u64 > MAX_PIXELS {
-        return Err(Error::Image(format!(
+        return Err(Error::image(format!(
             "the image is {w}×{h} ({:.0} megapixels); ConvLens reads up to {} megapixels: downscale it first",
             w as f64 * h as f64 / 1e6,
             MAX_PIXELS / 1_000_000
         )));
     }
-    let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Image(e.to_string()))?;
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::image_from("cannot inspect the file", e))?;
     reader.limits(decode_limits());
-    let image = reader.decode().map_err(|e| Error::Image(e.to_string()))?.into_rgb8();
+    let image = reader.decode().map_err(|e| Error::image_from("cannot decode it", e))?.into_rgb8();
     Ok(fit_within(image, MAX_SIDE))
 }
 

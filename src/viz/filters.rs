@@ -11,12 +11,13 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::backend::read_f32;
+use crate::choice::{self, ValueEnum};
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::picture::grid::tile;
 use crate::picture::Rgba;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AscentMode {
     /// The book: 40 steps of x += grads / rms(grads) from gray noise.
     Classic,
@@ -26,11 +27,7 @@ pub enum AscentMode {
 
 impl AscentMode {
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "classic" => Ok(Self::Classic),
-            "regularized" => Ok(Self::Regularized),
-            other => Err(Error::invalid(format!("unknown mode '{other}': choose classic or regularized"))),
-        }
+        choice::parse("mode", name)
     }
 }
 

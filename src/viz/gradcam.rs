@@ -6,31 +6,31 @@
 use serde::Serialize;
 
 use crate::backend::read_f32;
+use crate::choice::{self, ValueEnum};
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::picture::{squash, to_pixels, Colormap, Photo, Rgba};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
 pub enum CamMethod {
+    #[value(name = "gradcam", alias = "grad-cam")]
     GradCam,
+    #[value(name = "gradcam++", aliases = ["grad-cam++", "gradcampp"])]
     GradCamPlusPlus,
+    #[value(name = "layercam")]
     LayerCam,
 }
 
 impl CamMethod {
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "gradcam" | "grad-cam" => Ok(Self::GradCam),
-            "gradcam++" | "grad-cam++" | "gradcampp" => Ok(Self::GradCamPlusPlus),
-            "layercam" => Ok(Self::LayerCam),
-            other => Err(Error::invalid(format!("unknown method '{other}': choose gradcam, gradcam++ or layercam"))),
-        }
+        choice::parse("method", name)
     }
 }
 
 /// Which class score is differentiated: the softmax probability (the book) or the logit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
 pub enum Score {
+    #[value(name = "prob")]
     Probability,
     Logit,
 }

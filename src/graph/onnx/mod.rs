@@ -100,7 +100,7 @@ pub fn build(model: OnnxModel, default_hw: [usize; 2], device: &Device) -> Resul
     for node in &nodes {
         let name = node_name(node);
         let value = b.node(node, &name).map_err(|e| match e {
-            Error::Model(m) | Error::Weights(m) | Error::Invalid(m) => model_err(format!("node '{name}' ({}): {m}", node.op_type)),
+            Error::Model(m) | Error::Weights { message: m, .. } | Error::Invalid(m) => model_err(format!("node '{name}' ({}): {m}", node.op_type)),
             other => other,
         })?;
         for (out, value) in node.output.iter().zip(value) {
