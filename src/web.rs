@@ -1,48 +1,64 @@
 //! The wasm-bindgen boundary: marshalling only. JavaScript (the page's worker) creates an
-//! `Engine` on WebGPU or the CPU, loads weights bytes, sets the photo as RGBA pixels and asks for
-//! predictions, Grad-CAM, activations and filter patterns. Pictures come back as plain objects
-//! `{width, height, rgba: Uint8ClampedArray}`; structured results as JSON strings.
+//! `Engine` on WebGPU or the CPU, loads a model file's bytes, sets the photo as RGBA pixels and asks
+//! for predictions, Grad-CAM, activations and filter patterns. Options come in as one plain object
+//! each, results go out as plain objects (serde-wasm-bindgen); pictures as
+//! `{width, height, rgba: Uint8ClampedArray}`, ready for `new ImageData(rgba, width, height)`.
+//! Errors reject with a `JsError` whose message is the core's one-line `Error`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
 use js_sys::{Function, Object, Reflect, Uint8ClampedArray};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::Backend;
-use crate::error::Error;
 use crate::models::CATALOGUE;
 use crate::network::Network;
-use crate::open::{open, OpenOptions};
+use crate::open::{import, open, OpenOptions};
 use crate::picture::{Colormap, Photo, Rgba};
 use crate::predict::predict;
 use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
-use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
-use crate::viz::gradcam::{class_activation_map, heatmap, overlay, CamMethod, Score};
-
-fn js_err(e: Error) -> JsValue {
-    JsError::new(&e.to_string()).into()
-}
+use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Progress};
+use crate::viz::gradcam::{class_activation_map, overlay, Cam, CamMethod, Score};
 
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// A picture as `{width, height, rgba}` for `new ImageData(rgba, width, height)`.
-fn picture(p: &Rgba) -> Result<JsValue, JsValue> {
+/// A Rust value as a plain JavaScript object (maps as objects, not `Map`s).
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    Ok(value.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?)
+}
+
+/// An options object from JavaScript; `undefined` or `null` means every default.
+fn from_js<T: for<'de> Deserialize<'de> + Default>(value: JsValue, what: &str) -> Result<T, JsError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| JsError::new(&format!("bad {what} options: {e}")))
+}
+
+/// A picture as `{width, height, rgba}` (a typed array, which serde would turn into numbers).
+fn picture(p: &Rgba) -> Result<JsValue, JsError> {
     let obj = Object::new();
-    Reflect::set(&obj, &"width".into(), &(p.width as u32).into())?;
-    Reflect::set(&obj, &"height".into(), &(p.height as u32).into())?;
-    Reflect::set(&obj, &"rgba".into(), &Uint8ClampedArray::from(p.data.as_slice()).into())?;
+    set(&obj, "width", &(p.width as u32).into())?;
+    set(&obj, "height", &(p.height as u32).into())?;
+    set(&obj, "rgba", &Uint8ClampedArray::from(p.data.as_slice()).into())?;
     Ok(obj.into())
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<String, JsValue> {
-    serde_json::to_string(value).map_err(|e| JsError::new(&e.to_string()).into())
+fn set(obj: &Object, key: &str, value: &JsValue) -> Result<(), JsError> {
+    Reflect::set(obj, &key.into(), value).map(drop).map_err(|_| JsError::new(&format!("cannot set '{key}' on a result object")))
+}
+
+/// Runs `work` as a Promise that rejects with the `JsError` it fails with.
+fn promise(work: impl std::future::Future<Output = Result<JsValue, JsError>> + 'static) -> js_sys::Promise {
+    future_to_promise(async move { work.await.map_err(JsValue::from) })
 }
 
 struct State {
@@ -53,31 +69,54 @@ struct State {
     /// The current photo's activations computed so far, so switching layers or enlarging a
     /// channel needs no new forward pass (seconds for VGG16). Cleared with the photo or network.
     walk: RefCell<Option<ActivationWalk>>,
+    /// The last class activation map, so a new colormap or opacity redraws without recomputing.
+    cam: RefCell<Option<Rc<Cam>>>,
 }
 
 impl State {
-    fn net(&self) -> Result<Rc<Network>, JsValue> {
-        self.net.borrow().clone().ok_or_else(|| JsError::new("no model loaded yet").into())
+    fn net(&self) -> Result<Rc<Network>, JsError> {
+        self.net.borrow().clone().ok_or_else(|| JsError::new("no model loaded yet"))
     }
-    fn photo(&self) -> Result<Rc<Photo>, JsValue> {
-        self.photo.borrow().clone().ok_or_else(|| JsError::new("no photo yet: drop or choose one").into())
+    fn photo(&self) -> Result<Rc<Photo>, JsError> {
+        self.photo.borrow().clone().ok_or_else(|| JsError::new("no photo yet: drop or choose one"))
+    }
+    /// Forgets what was computed for the previous photo or network.
+    fn forget(&self) {
+        *self.walk.borrow_mut() = None;
+        *self.cam.borrow_mut() = None;
     }
     /// The activation of `layer` for the current photo, from the walk through its layers.
-    async fn activation(&self, layer: &str) -> Result<Rc<LayerActivation>, JsValue> {
+    async fn activation(&self, layer: &str) -> Result<Rc<LayerActivation>, JsError> {
         let (net, photo) = (self.net()?, self.photo()?);
         // Taken out of its cell while it computes, so an overlapping call cannot find it borrowed.
         let mut walk = match self.walk.borrow_mut().take() {
             Some(walk) => walk,
-            None => ActivationWalk::new(&net, &photo).map_err(js_err)?,
+            None => ActivationWalk::new(&net, &photo)?,
         };
         let act = walk.get(&net, layer).await;
         // Put back only if neither the photo nor the network changed while it computed.
-        let unchanged = self.photo.borrow().as_ref().is_some_and(|p| Rc::ptr_eq(p, &photo)) && self.net.borrow().as_ref().is_some_and(|n| Rc::ptr_eq(n, &net));
-        if unchanged {
+        if self.unchanged(&net, &photo) {
             *self.walk.borrow_mut() = Some(walk);
         }
-        act.map_err(js_err)
+        Ok(act?)
     }
+    fn unchanged(&self, net: &Rc<Network>, photo: &Rc<Photo>) -> bool {
+        self.photo.borrow().as_ref().is_some_and(|p| Rc::ptr_eq(p, photo)) && self.net.borrow().as_ref().is_some_and(|n| Rc::ptr_eq(n, net))
+    }
+}
+
+/// The built-in networks [{name, title, input_size, default_cam_layer, default_filter_layer,
+/// bundled, weights_hint}], for the page's model menu.
+#[wasm_bindgen]
+pub fn catalogue() -> Result<JsValue, JsError> {
+    to_js(&CATALOGUE)
+}
+
+/// Weights of the built-in `model` in any format it reads, rewritten as ConvLens f16
+/// `.safetensors`: half the bytes of an f32 download, for the page to keep and cache.
+#[wasm_bindgen]
+pub fn compact(bytes: &[u8], model: &str) -> Result<Vec<u8>, JsError> {
+    Ok(import(bytes, model)?.to_safetensors(true)?)
 }
 
 /// One compute device with at most one network and one photo.
@@ -86,37 +125,66 @@ pub struct Engine {
     state: Rc<State>,
 }
 
-/// The built-in networks as JSON [{name, title, input_size, bundled, weights_hint,
-/// default_cam_layer, default_filter_layer}], for the page's model menu.
-#[wasm_bindgen]
-pub fn catalogue() -> Result<String, JsValue> {
-    let rows: Vec<serde_json::Value> = CATALOGUE
-        .iter()
-        .map(|m| {
-            serde_json::json!({"name": m.name, "title": m.title, "input_size": m.input_size, "bundled": m.bundled,
-                "weights_hint": m.weights_hint, "default_cam_layer": m.default_cam_layer, "default_filter_layer": m.default_filter_layer})
-        })
-        .collect();
-    json(&rows)
-}
-
 /// What the page says about a file it loads; every field optional.
-#[derive(serde::Deserialize, Default)]
+#[derive(Deserialize, Default)]
 struct LoadOptions {
     model: Option<String>,
     preprocessing: Option<String>,
     input_height: Option<usize>,
     input_width: Option<usize>,
     labels: Option<Vec<String>>,
+    /// Files given with the model (an ONNX model's external weights), by file name.
+    #[serde(default)]
+    companions: Vec<Companion>,
+}
+
+#[derive(Deserialize)]
+struct Companion {
+    name: String,
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
+}
+
+/// A Grad-CAM request.
+#[derive(Deserialize, Default)]
+struct CamOptions {
+    layer: String,
+    /// None (or negative): the top class.
+    class: Option<i64>,
+    method: Option<String>,
+    colormap: Option<String>,
+    opacity: Option<f32>,
+}
+
+/// A filter-pattern request.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FilterRequest {
+    layer: String,
+    first: usize,
+    count: usize,
+    size: usize,
+    steps: usize,
+    mode: Option<String>,
+    seed: u64,
+    /// Send the current grid with the progress report every this many steps (0: never).
+    preview_every: usize,
+}
+
+/// The overlay's look: the book's jet at 40 % unless the page says otherwise.
+fn look(colormap: Option<&str>, opacity: Option<f32>) -> Result<(Colormap, f32), JsError> {
+    let colormap = Colormap::parse(colormap.unwrap_or("jet"))?;
+    Ok((colormap, opacity.unwrap_or(0.4).clamp(0.0, 1.0)))
 }
 
 #[wasm_bindgen]
 impl Engine {
     /// `backend`: "webgpu" or "cpu". Rejects when WebGPU cannot be initialized.
-    pub async fn create(backend: String) -> Result<Engine, JsValue> {
-        let backend = Backend::parse(&backend).map_err(js_err)?;
-        let device = backend.device_async().await.map_err(js_err)?;
-        Ok(Engine { state: Rc::new(State { device, backend, net: RefCell::new(None), photo: RefCell::new(None), walk: RefCell::new(None) }) })
+    pub async fn create(backend: String) -> Result<Engine, JsError> {
+        let backend = Backend::parse(&backend)?;
+        let device = backend.device_async().await?;
+        let state = State { device, backend, net: RefCell::default(), photo: RefCell::default(), walk: RefCell::default(), cam: RefCell::default() };
+        Ok(Engine { state: Rc::new(state) })
     }
 
     /// "webgpu" or "cpu".
@@ -130,40 +198,35 @@ impl Engine {
 
     /// Loads a model file in any supported format: an ONNX or Keras `.keras` / `.h5` model (its
     /// own architecture), ConvLens `.safetensors`, Keras `.h5` weights or a PyTorch state dict of a
-    /// built-in. `options` (JSON, all optional): {model, preprocessing, input_height,
-    /// input_width, labels}; `companion`: a file given with it (an ONNX model's external weights,
-    /// by its file name). Replaces the current network only on success. Returns
-    /// `describe()`'s JSON.
-    pub fn load(&self, bytes: &[u8], options: &str, companion_name: Option<String>, companion: Option<Vec<u8>>) -> Result<String, JsValue> {
-        let o: LoadOptions = if options.trim().is_empty() {
-            LoadOptions::default()
-        } else {
-            serde_json::from_str(options).map_err(|e| JsError::new(&format!("bad load options: {e}")))?
-        };
-        let preprocessing = o.preprocessing.as_deref().filter(|p| !p.is_empty()).map(Preprocessing::parse).transpose().map_err(js_err)?;
+    /// built-in. `options`: {model, preprocessing, input_height, input_width, labels,
+    /// companions: [{name, bytes}]}, all optional. Replaces the current network only on success.
+    /// Returns `describe()`.
+    pub fn load(&self, bytes: &[u8], options: JsValue) -> Result<JsValue, JsError> {
+        let o: LoadOptions = from_js(options, "load")?;
+        let preprocessing = o.preprocessing.as_deref().filter(|p| !p.is_empty()).map(Preprocessing::parse).transpose()?;
         let input_hw = match (o.input_height, o.input_width) {
             (Some(h), Some(w)) => Some([h, w]),
             (Some(s), None) | (None, Some(s)) => Some([s, s]),
             _ => None,
         };
-        let companions = companion_name.zip(companion).into_iter().collect();
+        let companions = o.companions.into_iter().map(|c| (c.name, c.bytes)).collect();
         let options = OpenOptions { model: o.model.filter(|m| !m.is_empty()), preprocessing, input_hw, labels: o.labels.filter(|l| !l.is_empty()), companions };
-        let net = open(bytes, &options, &self.state.device).map_err(js_err)?;
-        let description = json(&net.describe())?;
+        let net = open(bytes, &options, &self.state.device)?;
+        let description = to_js(&net.describe())?;
         *self.state.net.borrow_mut() = Some(Rc::new(net));
-        *self.state.walk.borrow_mut() = None;
+        self.state.forget();
         Ok(description)
     }
 
-    /// The current model as JSON: {model, title, from_file, origin, preprocessing, input_height,
+    /// The current model: {model, title, from_file, origin, preprocessing, input_height,
     /// input_width, default_cam_layer, default_filter_layer, classes, labels, layers: [{name, kind, shape}]}.
-    pub fn describe(&self) -> Result<String, JsValue> {
-        json(&self.state.net()?.describe())
+    pub fn describe(&self) -> Result<JsValue, JsError> {
+        to_js(&self.state.net()?.describe())
     }
 
     /// Replaces the class names (one per line, as many as the model has classes).
     #[wasm_bindgen(js_name = setLabels)]
-    pub fn set_labels(&self, text: &str) -> Result<String, JsValue> {
+    pub fn set_labels(&self, text: &str) -> Result<JsValue, JsError> {
         let labels: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
         let mut slot = self.state.net.borrow_mut();
         let current = slot.take().ok_or_else(|| JsError::new("no model loaded yet"))?;
@@ -172,78 +235,93 @@ impl Engine {
             Ok(net) => net,
             Err(shared) => {
                 *slot = Some(shared);
-                return Err(JsError::new("the model is busy; try again when the current work is done").into());
+                return Err(JsError::new("the model is busy; try again when the current work is done"));
             }
         };
         let result = net.set_labels(labels);
-        *self.state.walk.borrow_mut() = None;
-        let description = json(&net.describe());
+        let description = to_js(&net.describe());
         *slot = Some(Rc::new(net));
-        result.map_err(js_err)?;
+        drop(slot);
+        self.state.forget();
+        result?;
         description
     }
 
     /// Sets the photo from RGBA pixels (as from a canvas).
     #[wasm_bindgen(js_name = setPhoto)]
-    pub fn set_photo(&self, rgba: &[u8], width: u32, height: u32) -> Result<(), JsValue> {
+    pub fn set_photo(&self, rgba: &[u8], width: u32, height: u32) -> Result<(), JsError> {
         if width == 0 || height == 0 || rgba.len() != width as usize * height as usize * 4 {
-            return Err(JsError::new(&format!("expected {width}×{height} RGBA pixels, got {} bytes", rgba.len())).into());
+            return Err(JsError::new(&format!("expected {width}×{height} RGBA pixels, got {} bytes", rgba.len())));
         }
         let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         let photo = Photo::from_raw(width, height, rgb).ok_or_else(|| JsError::new("photo buffer has the wrong size"))?;
         *self.state.photo.borrow_mut() = Some(Rc::new(photo));
-        *self.state.walk.borrow_mut() = None;
+        self.state.forget();
         Ok(())
     }
 
-    /// Top-`top` classes as JSON [{index, label, prob}].
+    /// The top-`top` classes: [{index, label, prob}].
     pub fn predict(&self, top: usize) -> js_sys::Promise {
         let state = self.state.clone();
-        future_to_promise(async move {
+        promise(async move {
             let (net, photo) = (state.net()?, state.photo()?);
-            let rows = predict(&net, &[(*photo).clone()], top.max(1)).await.map_err(js_err)?;
-            Ok(json(&rows[0])?.into())
+            let rows = predict(&net, &[(*photo).clone()], top.max(1)).await?;
+            to_js(&rows[0])
         })
     }
 
-    /// Class activation map. `class` < 0 means the top class; `method`: gradcam, gradcam++,
-    /// layercam. Resolves to {json: {layer, class, label, prob, height, width, map}, overlay, heatmap}.
-    pub fn gradcam(&self, layer: String, class: i32, method: String, colormap: String, opacity: f32) -> js_sys::Promise {
+    /// Class activation map: `options` {layer, class (absent or negative: the top class),
+    /// method: gradcam | gradcam++ | layercam, colormap, opacity}. Resolves to
+    /// {info: {layer, class, label, prob, height, width}, overlay: picture} — the core's overlay,
+    /// the same the CLI writes. The map is kept for `overlay()`.
+    pub fn gradcam(&self, options: JsValue) -> js_sys::Promise {
         let state = self.state.clone();
-        future_to_promise(async move {
+        promise(async move {
+            let o: CamOptions = from_js(options, "Grad-CAM")?;
             let (net, photo) = (state.net()?, state.photo()?);
-            let method = CamMethod::parse(&method).map_err(js_err)?;
-            let colormap = Colormap::parse(&colormap).map_err(js_err)?;
-            let class = usize::try_from(class).ok();
-            let cam = class_activation_map(&net, &photo, &layer, class, method, Score::Probability).await.map_err(js_err)?;
-            let obj = Object::new();
-            Reflect::set(&obj, &"json".into(), &json(&cam)?.into())?;
-            Reflect::set(&obj, &"overlay".into(), &picture(&overlay(&cam, &photo, colormap, opacity))?)?;
-            Reflect::set(&obj, &"heatmap".into(), &picture(&heatmap(&cam, photo.width() as usize, photo.height() as usize, colormap))?)?;
-            Ok(obj.into())
+            let method = CamMethod::parse(o.method.as_deref().unwrap_or("gradcam"))?;
+            let (colormap, opacity) = look(o.colormap.as_deref(), o.opacity)?;
+            let class = o.class.and_then(|c| usize::try_from(c).ok());
+            let cam = class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability).await?;
+            let picture = picture(&overlay(&cam, &photo, colormap, opacity))?;
+            let info =
+                serde_json::json!({"layer": cam.layer, "class": cam.class, "label": cam.label, "prob": cam.prob, "height": cam.height, "width": cam.width});
+            if state.unchanged(&net, &photo) {
+                *state.cam.borrow_mut() = Some(Rc::new(cam));
+            }
+            let out = Object::new();
+            set(&out, "info", &to_js(&info)?)?;
+            set(&out, "overlay", &picture)?;
+            Ok(out.into())
         })
     }
 
-    /// Every channel of `layer` tiled as in the book. Resolves to {json: {layer, shape, stats}, grid}.
+    /// The last Grad-CAM map over the photo again, in another colormap or opacity.
+    pub fn overlay(&self, colormap: Option<String>, opacity: Option<f32>) -> Result<JsValue, JsError> {
+        let cam = self.state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+        let (colormap, opacity) = look(colormap.as_deref(), opacity)?;
+        picture(&overlay(&cam, &*self.state.photo()?, colormap, opacity))
+    }
+
+    /// Every channel of `layer` tiled as in the book. Resolves to {info: {layer, shape, stats}, grid}.
     pub fn activations(&self, layer: String, colormap: String) -> js_sys::Promise {
         let state = self.state.clone();
-        future_to_promise(async move {
-            let colormap = Colormap::parse(&colormap).map_err(js_err)?;
+        promise(async move {
+            let colormap = Colormap::parse(&colormap)?;
             let act = state.activation(&layer).await?;
-            let grid = layer_grid(&act, colormap).map_err(js_err)?;
-            let summary = serde_json::json!({"layer": act.layer, "shape": act.shape, "stats": act.stats});
-            let obj = Object::new();
-            Reflect::set(&obj, &"json".into(), &json(&summary)?.into())?;
-            Reflect::set(&obj, &"grid".into(), &picture(&grid)?)?;
-            Ok(obj.into())
+            let grid = layer_grid(&act, colormap)?;
+            let out = Object::new();
+            set(&out, "info", &to_js(&serde_json::json!({"layer": act.layer, "shape": act.shape, "stats": act.stats}))?)?;
+            set(&out, "grid", &picture(&grid)?)?;
+            Ok(out.into())
         })
     }
 
     /// One channel of `layer`, standardized as in the book, at its own resolution.
     pub fn channel(&self, layer: String, channel: usize, colormap: String) -> js_sys::Promise {
         let state = self.state.clone();
-        future_to_promise(async move {
-            let colormap = Colormap::parse(&colormap).map_err(js_err)?;
+        promise(async move {
+            let colormap = Colormap::parse(&colormap)?;
             let act = state.activation(&layer).await?;
             let [c, h, w] = act.shape;
             let values = act.channel(channel).ok_or_else(|| JsError::new(&format!("layer '{layer}' has channels 0..{}", c - 1)))?;
@@ -252,11 +330,11 @@ impl Engine {
     }
 
     /// Sparsity, mean and max of every conv/pool/block layer, from one forward pass (which also
-    /// leaves every layer's activation ready to draw), as JSON [{layer, shape, sparsity, mean, max}].
+    /// leaves every layer's activation ready to draw): [{layer, shape, sparsity, mean, max}].
     #[wasm_bindgen(js_name = layerStats)]
     pub fn layer_stats(&self) -> js_sys::Promise {
         let state = self.state.clone();
-        future_to_promise(async move {
+        promise(async move {
             let net = state.net()?;
             let names: Vec<String> = spatial_layers(&net).iter().map(|l| l.name.clone()).collect();
             let mut rows = Vec::with_capacity(names.len());
@@ -266,47 +344,43 @@ impl Engine {
                 rows.push(serde_json::json!({"layer": a.layer, "shape": a.shape, "sparsity": a.stats.sparsity, "mean": a.stats.mean, "max": a.stats.max}));
             }
             rows.reverse();
-            Ok(json(&rows)?.into())
+            to_js(&rows)
         })
     }
 
-    /// Filter patterns of filters first..first+count of `layer`, optimized as one batch.
-    /// `on_progress(step, steps, loss, grid_or_null)` is called after every step (with the current
-    /// grid every `preview_every` steps); returning `false` cancels. Resolves to the final grid
-    /// picture with an extra `tiles` array holding each filter's picture.
-    #[allow(clippy::too_many_arguments)]
-    pub fn filters(
-        &self,
-        layer: String,
-        first: usize,
-        count: usize,
-        size: usize,
-        steps: usize,
-        mode: String,
-        seed: u32,
-        preview_every: usize,
-        on_progress: Function,
-    ) -> js_sys::Promise {
+    /// Filter patterns: `options` {layer, first, count, size, steps, mode: classic | regularized,
+    /// seed, previewEvery}, optimized as one batch. `on_progress(step, steps, loss, grid_or_null)`
+    /// is called after every step (with the current grid every `previewEvery` steps); returning
+    /// `false` cancels. Resolves to the final grid picture with a `tiles` array of each filter's.
+    pub fn filters(&self, options: JsValue, on_progress: Function) -> js_sys::Promise {
         let state = self.state.clone();
-        future_to_promise(async move {
+        promise(async move {
+            let o: FilterRequest = from_js(options, "filter")?;
             let net = state.net()?;
-            let mode = AscentMode::parse(&mode).map_err(js_err)?;
-            let options = FilterOptions { layer, first, count, size, steps, step_size: 1.0, seed: seed as u64, mode, preview_every };
-            let report = |p: crate::viz::filters::Progress<'_>| {
-                let grid = match p.images {
-                    Some(images) => picture(&pattern_grid(images)).unwrap_or(JsValue::NULL),
-                    None => JsValue::NULL,
-                };
+            let mode = AscentMode::parse(o.mode.as_deref().unwrap_or("classic"))?;
+            let options = FilterOptions {
+                layer: o.layer,
+                first: o.first,
+                count: o.count,
+                size: o.size,
+                steps: o.steps,
+                step_size: 1.0,
+                seed: o.seed,
+                mode,
+                preview_every: o.preview_every,
+            };
+            let report = |p: Progress<'_>| {
+                let grid = p.images.and_then(|images| picture(&pattern_grid(images)).ok()).unwrap_or(JsValue::NULL);
                 let args = js_sys::Array::of4(&(p.step as u32).into(), &(p.steps as u32).into(), &p.loss.into(), &grid);
                 on_progress.apply(&JsValue::NULL, &args).map(|r| r.as_bool() != Some(false)).unwrap_or(false)
             };
-            let patterns = filter_patterns(&net, &options, report).await.map_err(js_err)?;
+            let patterns = filter_patterns(&net, &options, report).await?;
             let grid = picture(&pattern_grid(&patterns))?;
             let tiles = js_sys::Array::new();
             for p in &patterns {
                 tiles.push(&picture(p)?);
             }
-            Reflect::set(&grid, &"tiles".into(), &tiles)?;
+            Reflect::set(&grid, &"tiles".into(), &tiles).map_err(|_| JsError::new("cannot attach the tiles"))?;
             Ok(grid)
         })
     }

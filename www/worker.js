@@ -9,9 +9,14 @@
 // 'superseded') when a newer one with the same `slot` arrives: only the latest Grad-CAM, say,
 // is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop.
 
-import init, { Engine, catalogue } from './pkg/convlens.js';
+import init, { Engine, catalogue, compact } from './pkg/convlens.js';
 
 const CACHE_NAME = 'convlens-weights-v1';
+// A download of a built-in's weights bigger than this is kept (and cached) as ConvLens f16
+// .safetensors: VGG16's 553 MB of f32 become 277 MB, half of what the tab holds and the cache keeps.
+const COMPACT_ABOVE = 64e6;
+// The header that marks a cached file as our f16 rewrite of the download (verified before).
+const COMPACT_HEADER = 'X-ConvLens-Compact';
 
 let wasmReady = null;
 let engine = null;
@@ -52,7 +57,9 @@ async function openCache() {
   }
 }
 
-// Reads a response body in chunks, reporting bytes received.
+const cancelled = () => Object.assign(new Error('the download was cancelled'), { code: 'cancelled' });
+
+// Reads a response body in chunks, reporting bytes received; {op: 'cancel'} stops it.
 async function readWithProgress(response, total, onProgress) {
   if (!response.body || !response.body.getReader) {
     const bytes = new Uint8Array(await response.arrayBuffer());
@@ -64,6 +71,10 @@ async function readWithProgress(response, total, onProgress) {
   let loaded = 0;
   let lastReport = 0;
   for (;;) {
+    if (cancelRequested) {
+      await reader.cancel().catch(() => {});
+      throw cancelled();
+    }
     const { done, value } = await reader.read();
     if (done) break;
     chunks.push(value);
@@ -110,16 +121,19 @@ async function readBlob(blob, report) {
 }
 
 // The bytes of a weights file at `url`: from the cache when present (and still matching
-// `sha256`), else downloaded with progress, checked, and cached.
-async function weightsFromUrl({ url, sha256, size }, report) {
+// `sha256`), else downloaded with progress, checked, and cached. Weights of the built-in `model`
+// bigger than COMPACT_ABOVE are rewritten as f16 first (and cached so).
+async function weightsFromUrl({ url, sha256, size, model }, report) {
   const cache = await openCache();
   const key = sha256 ? `${url}${url.includes('?') ? '&' : '?'}sha256=${sha256}` : url;
+  cancelRequested = false;
   if (cache) {
     const hit = await cache.match(key).catch(() => null);
     if (hit) {
       report({ phase: 'cache' });
       const bytes = new Uint8Array(await hit.arrayBuffer());
-      if (!sha256 || (await sha256Hex(bytes)) === sha256) return { bytes, cached: true, verified: Boolean(sha256) };
+      const compacted = hit.headers.get(COMPACT_HEADER) === 'f16';
+      if (compacted || !sha256 || (await sha256Hex(bytes)) === sha256) return { bytes, cached: true, verified: Boolean(sha256), compacted };
       await cache.delete(key).catch(() => {});
     }
   }
@@ -142,14 +156,23 @@ async function weightsFromUrl({ url, sha256, size }, report) {
       throw new Error(`the downloaded weights do not match their checksum (sha256 ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…): the file is damaged or was replaced; reload to try again`);
     }
   }
+  let stored = bytes;
+  if (model && bytes.length > COMPACT_ABOVE) {
+    report({ phase: 'compact', total: bytes.length });
+    stored = compact(bytes, model); // refuses weights that are not `model`'s, with the reason
+  }
+  const compacted = stored !== bytes;
+  let kept = false;
   if (cache) {
     try {
-      await cache.put(key, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
+      const headers = { 'Content-Type': 'application/octet-stream', ...(compacted ? { [COMPACT_HEADER]: 'f16' } : {}) };
+      await cache.put(key, new Response(stored, { headers }));
+      kept = true;
     } catch {
-      // A full quota only costs a new download next time.
+      // No room (a full quota, a private window): it costs a new download next time.
     }
   }
-  return { bytes, cached: false, verified: Boolean(sha256) };
+  return { bytes: stored, cached: false, kept, verified: Boolean(sha256), compacted };
 }
 
 const ops = {
@@ -158,16 +181,17 @@ const ops = {
     await wasmReady;
     engine = null;
     engine = await Engine.create(backend);
-    return { backend: engine.backend, catalogue: JSON.parse(catalogue()) };
+    return { backend: engine.backend, catalogue: catalogue() };
   },
 
-  // Opens a model file: {sourceId, keep?, url?, sha256?, size?, blob?, options?, fallback?}.
+  // Opens a model file: {sourceId, keep?, url?, sha256?, size?, compactAs?, blob?, companion?,
+  // options?, fallback?}. `compactAs`: the built-in a big download is rewritten (f16) as.
   // `options` go to Engine.load as they are ({model?, preprocessing?, labels?, ...}). The bytes
   // come from `blob`, from `url` (cached, verified), or, when `sourceId` names the kept file, from
   // memory. With `fallback`, a file that cannot be read as `options.model` is tried once more
   // without it (the file may hold another network that is recognised on its own). On failure the
   // engine keeps its previous model (and this worker the previous bytes).
-  async load({ sourceId, keep, url, sha256, size, blob, companion, options = {}, fallback }, report) {
+  async load({ sourceId, keep, url, sha256, size, compactAs, blob, companion, options = {}, fallback }, report) {
     const e = needEngine();
     let bytes;
     let extra = null;
@@ -178,22 +202,23 @@ const ops = {
       bytes = await readBlob(blob, report);
       if (companion) extra = { name: companion.name, bytes: await readBlob(companion, report) };
     } else if (url) {
-      const got = await weightsFromUrl({ url, sha256, size }, report);
+      const got = await weightsFromUrl({ url, sha256, size, model: compactAs }, report);
       bytes = got.bytes;
-      source = { cached: got.cached, verified: got.verified };
+      source = { cached: got.cached, kept: got.kept, verified: got.verified, compacted: got.compacted };
     } else {
       throw new Error('there is no file to read the model from');
     }
     report({ phase: 'load', total: bytes.length });
     let description;
     let opened = 'as-asked';
+    const companions = extra ? [extra] : [];
     try {
-      description = await e.load(bytes, JSON.stringify(options), extra?.name, extra?.bytes);
+      description = e.load(bytes, { ...options, companions });
     } catch (err) {
       if (!fallback || !options.model || err instanceof WebAssembly.RuntimeError) throw err;
       const { model: _asked, ...rest } = options;
       try {
-        description = await e.load(bytes, JSON.stringify(rest), extra?.name, extra?.bytes);
+        description = e.load(bytes, { ...rest, companions });
         opened = 'recognised';
       } catch (again) {
         if (again instanceof WebAssembly.RuntimeError) throw again;
@@ -201,11 +226,11 @@ const ops = {
       }
     }
     kept = keep ? { sourceId, bytes, source, extra } : null;
-    return { info: JSON.parse(description), opened, bytes: bytes.length, ...source };
+    return { info: description, opened, bytes: bytes.length, ...source };
   },
 
   async setLabels({ text }) {
-    return JSON.parse(await needEngine().setLabels(text));
+    return needEngine().setLabels(text);
   },
 
   async setPhoto({ rgba, width, height }) {
@@ -214,19 +239,23 @@ const ops = {
   },
 
   async predict({ top }) {
-    return JSON.parse(await needEngine().predict(top));
+    return needEngine().predict(top);
   },
 
-  async gradcam({ layer, cls, method, colormap }, _report, transfer) {
-    const out = await needEngine().gradcam(layer, cls, method, colormap, 0.4);
-    const info = JSON.parse(out.json);
-    delete info.map; // the page draws the heatmap picture; the raw map stays here
-    return { info, heatmap: picture(out.heatmap, transfer) };
+  // The map's overlay is the core's (the one the CLI writes); `overlay` redraws it in another
+  // colormap or opacity without computing the map again.
+  async gradcam({ layer, cls, method, colormap, opacity }, _report, transfer) {
+    const { info, overlay } = await needEngine().gradcam({ layer, class: cls, method, colormap, opacity });
+    return { info, overlay: picture(overlay, transfer) };
+  },
+
+  async overlay({ colormap, opacity }, _report, transfer) {
+    return picture(needEngine().overlay(colormap, opacity), transfer);
   },
 
   async activations({ layer, colormap }, _report, transfer) {
-    const out = await needEngine().activations(layer, colormap);
-    return { info: JSON.parse(out.json), grid: picture(out.grid, transfer) };
+    const { info, grid } = await needEngine().activations(layer, colormap);
+    return { info, grid: picture(grid, transfer) };
   },
 
   async channel({ layer, index, colormap }, _report, transfer) {
@@ -234,7 +263,7 @@ const ops = {
   },
 
   async layerStats() {
-    return JSON.parse(await needEngine().layerStats());
+    return needEngine().layerStats();
   },
 
   async filters({ layer, first, count, size, steps, mode, seed, previewEvery }, report, transfer) {
@@ -245,7 +274,7 @@ const ops = {
       report({ step, steps: total, loss, grid: picture(grid, t) }, t);
       return !cancelRequested;
     };
-    const grid = await e.filters(layer, first, count, size, steps, mode, seed, previewEvery, onProgress);
+    const grid = await e.filters({ layer, first, count, size, steps, mode, seed, previewEvery }, onProgress);
     return { grid: picture(grid, transfer) };
   },
 };

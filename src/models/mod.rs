@@ -19,6 +19,7 @@ use crate::network::{ModelInfo, Network};
 use crate::preprocess::Preprocessing;
 
 /// One built-in network.
+#[derive(serde::Serialize)]
 pub struct BuiltIn {
     /// The name used on the command line, in URLs and in weights metadata.
     pub name: &'static str,
@@ -28,12 +29,16 @@ pub struct BuiltIn {
     pub input_size: usize,
     pub default_cam_layer: &'static str,
     pub default_filter_layer: &'static str,
+    #[serde(skip)]
     pub labels: fn() -> Vec<String>,
     /// The graph, from weights in ConvLens's key layout (consumed as they go to the device).
+    #[serde(skip)]
     pub build: fn(&mut WeightSet, &Device) -> Result<Graph>,
     /// A PyTorch state dict (`.pth` / foreign `.safetensors`) of this network, if it is one.
+    #[serde(skip)]
     pub from_state_dict: fn(&[RawTensor]) -> Option<Result<WeightSet>>,
     /// Keras `.h5` weights of this network, if they are.
+    #[serde(skip)]
     pub from_keras: fn(&[KerasLayer]) -> Option<Result<WeightSet>>,
     /// The bundled weights file under `weights/`, if any.
     pub bundled: Option<&'static str>,

@@ -41,7 +41,16 @@ export function isLoaded(name) {
   return name === FILE_ENTRY ? info.from_file : !info.from_file && info.model === name;
 }
 
-// Whether a built-in's weights come with the page (no file to ask for).
+// Weights bigger than this are downloaded only when the user asks (VGG16's 553 MB).
+const ASK_ABOVE_BYTES = 50e6;
+
+// The manifest's entry for a built-in whose weights are a big download ({url, bytes, …}), or null.
+export function bigDownload(name) {
+  const entry = state.manifest?.models?.[name];
+  return entry?.url && entry.bytes > ASK_ABOVE_BYTES ? entry : null;
+}
+
+// Whether a built-in's weights come with the page (no file to ask for, no download to agree to).
 export function isBundled(name) {
-  return Boolean(state.manifest?.models?.[name]?.url || catalogueEntry(name)?.bundled);
+  return Boolean((state.manifest?.models?.[name]?.url && !bigDownload(name)) || catalogueEntry(name)?.bundled);
 }

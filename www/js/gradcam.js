@@ -1,7 +1,9 @@
-// The Grad-CAM view: the class to explain, the heatmap over the photo, its opacity.
+// The Grad-CAM view: the class to explain and the heatmap over the photo. The picture is the
+// core's overlay (the book's: heat × opacity + photo), the same the CLI writes; a new colormap or
+// opacity asks the worker to redraw it from the map it kept.
 
 import { percent, seconds } from './format.js';
-import { $, pictureCanvas, setCanvasState, setError, setStatus } from './dom.js';
+import { $, drawPicture, setCanvasState, setError, setStatus } from './dom.js';
 import { compute, isQuiet } from './compute.js';
 import { state } from './state.js';
 import { writeHash } from './link.js';
@@ -32,34 +34,42 @@ function parseClass(text) {
   return null;
 }
 
-function drawGradcam() {
-  const canvas = $('#gradcam-canvas');
-  const { photo } = state;
-  const heatmap = state.gradcam.heatmap;
-  if (!photo || !heatmap) return;
-  canvas.width = photo.width;
-  canvas.height = photo.height;
-  const ctx = canvas.getContext('2d');
-  ctx.globalAlpha = 1;
-  ctx.drawImage(photo.canvas, 0, 0);
-  ctx.globalAlpha = state.gradcam.opacity;
-  ctx.drawImage(heatmap, 0, 0, canvas.width, canvas.height);
-  ctx.globalAlpha = 1;
+// What the canvas shows: the map's key and the look (colormap, opacity) it was drawn in.
+const shown = { map: null, look: null };
+const lookOf = (g) => `${g.colormap}|${g.opacity}`;
+
+// Redraws the shown map in the current colormap and opacity, when only the look changed.
+async function redrawOverlay() {
+  const g = state.gradcam;
+  const look = lookOf(g);
+  if (shown.map !== keys().gradcam || shown.look === look) return;
+  try {
+    const picture = await compute.call('overlay', { colormap: g.colormap, opacity: g.opacity }, { slot: 'overlay' });
+    if (shown.map !== keys().gradcam || lookOf(g) !== look) return; // a newer redraw is on its way
+    drawPicture($('#gradcam-canvas'), picture);
+    shown.look = look;
+  } catch (err) {
+    if (isQuiet(err)) return;
+    handleFatal(err);
+    setError('gradcam', err);
+  }
 }
 
 export function updateGradcam() {
   const canvas = $('#gradcam-canvas');
   const g = state.gradcam;
+  redrawOverlay();
   once('gradcam', keys().gradcam, async (current) => {
     setCanvasState(canvas, 'busy');
     setStatus('gradcam', `Computing ${$('#cam-method').selectedOptions[0].textContent} at ${g.layer}${waitNote()}…`, true);
     setError('gradcam', '');
     const t0 = performance.now();
     try {
-      const out = await compute.call('gradcam', { layer: g.layer, cls: g.cls, method: g.method, colormap: g.colormap }, { slot: 'gradcam' });
+      const look = lookOf(g);
+      const out = await compute.call('gradcam', { layer: g.layer, cls: g.cls, method: g.method, colormap: g.colormap, opacity: g.opacity }, { slot: 'gradcam' });
       if (!current()) return;
-      state.gradcam.heatmap = pictureCanvas(out.heatmap);
-      drawGradcam();
+      drawPicture(canvas, out.overlay);
+      Object.assign(shown, { map: keys().gradcam, look });
       const { info } = out;
       canvas.dataset.photo = state.photo.name;
       canvas.dataset.model = state.model.model;
@@ -72,6 +82,7 @@ export function updateGradcam() {
         `from layer ${info.layer} (${info.height}×${info.width} map).`;
       setCanvasState(canvas, 'ready');
       setStatus('gradcam', `Computed in ${seconds(performance.now() - t0)}.`);
+      redrawOverlay(); // the colormap or opacity may have changed while it computed
     } catch (err) {
       if (isQuiet(err) || !current()) return;
       handleFatal(err);
@@ -87,7 +98,7 @@ export function wireGradcamControls() {
   $('#cam-opacity').addEventListener('input', () => {
     state.gradcam.opacity = Number($('#cam-opacity').value);
     $('#cam-opacity-value').textContent = percent(state.gradcam.opacity, 0);
-    drawGradcam();
+    redrawOverlay();
   });
   $('#cam-class').addEventListener('change', () => {
     const index = parseClass($('#cam-class').value);

@@ -5,7 +5,7 @@ import { megabytes, seconds, sentence } from './format.js';
 import { $, $$, setError, show } from './dom.js';
 import { compute, isQuiet } from './compute.js';
 import { state } from './state.js';
-import { catalogueEntry, entryOf, entryTitle, FILE_ENTRY, isBundled, isEntry, isLoaded, modelTitle, sizeOf } from './catalogue.js';
+import { bigDownload, catalogueEntry, entryOf, entryTitle, FILE_ENTRY, isBundled, isEntry, isLoaded, modelTitle, sizeOf } from './catalogue.js';
 import { applyPendingHash, MAX_LABELS_IN_LINK, writeHash } from './link.js';
 import { handleFatal } from './engine.js';
 import { rebuildModelControls } from './controls.js';
@@ -55,8 +55,13 @@ function buildModelMenu() {
     o.textContent = text;
     return o;
   };
+  const kind = (m) => {
+    const download = bigDownload(m.name);
+    if (download) return `${download.dataset ? `${download.dataset}, ` : ''}${megabytes(download.bytes)} download`;
+    return isBundled(m.name) ? 'included' : 'your weights';
+  };
   select.replaceChildren(
-    ...state.catalogue.map((m) => option(m.name, `${m.title} (${isBundled(m.name) ? 'included' : 'your weights'})`)),
+    ...state.catalogue.map((m) => option(m.name, `${m.title} (${kind(m)})`)),
     option(FILE_ENTRY, fileEntryText()),
   );
   select.disabled = false;
@@ -102,13 +107,35 @@ function knownWeights(name) {
   if (name !== FILE_ENTRY) {
     const entry = state.manifest?.models?.[name];
     const bundled = catalogueEntry(name)?.bundled;
-    if (entry?.url || bundled) {
-      const url = new URL(entry?.url || `weights/${bundled}`, document.baseURI).href;
-      return { source: { id: `url:${url}`, url, sha256: entry?.sha256, size: entry?.bytes, user: false }, options: {} };
-    }
+    if ((entry?.url && (!bigDownload(name) || downloadAgreed(name))) || bundled) return { source: manifestSource(name), options: {} };
   }
   const supplied = state.supplied.get(name);
   return supplied ? { source: supplied.source, options: supplied.options } : null;
+}
+
+// A built-in's weights as the manifest (or the bundle) gives them.
+function manifestSource(name) {
+  const entry = state.manifest?.models?.[name];
+  const url = new URL(entry?.url || `weights/${catalogueEntry(name)?.bundled}`, document.baseURI).href;
+  const compactAs = bigDownload(name) ? name : undefined;
+  return { id: `url:${url}`, url, sha256: entry?.sha256, size: entry?.bytes, compactAs, user: false };
+}
+
+// A big download the user agreed to once is in the browser's cache: later visits load it at once
+// (and download it again, with the progress bar, only if the browser evicted it).
+const agreedKey = (name) => `convlens.download.${name}`;
+function downloadAgreed(name) {
+  try {
+    return localStorage.getItem(agreedKey(name)) === bigDownload(name)?.url;
+  } catch {
+    return false;
+  }
+}
+
+// Starts the big download of `name`'s weights the user asked for.
+function startDownload(name) {
+  if (!bigDownload(name)) return;
+  loadModel(manifestSource(name), { options: {} });
 }
 
 function defaultModelName() {
@@ -135,6 +162,15 @@ function describeSelectedModel() {
   const needsFile = isFile || !isBundled(name);
   $('#model-select').value = name;
   $('#weights-form').hidden = !needsFile;
+  const download = isFile ? null : bigDownload(name);
+  $('#download-box').hidden = !download || isLoaded(name);
+  if (download) {
+    const host = new URL(download.url, document.baseURI).host;
+    $('#download-text').textContent =
+      `${entryTitle(name)}'s ${download.dataset || ''} weights are a ${megabytes(download.bytes)} download from ${host}` +
+      ` (${download.source || 'a public copy'}). Your browser keeps them for your next visit, in half the space (16-bit).`;
+    $('#download-start').textContent = `Download ${megabytes(download.bytes)}`;
+  }
   let note;
   if (isFile) {
     note =
@@ -145,6 +181,7 @@ function describeSelectedModel() {
         : 'An ONNX model (with its .onnx.data file, if it has one: give both together), a Keras 3 .keras file or a whole-model Keras .h5 (saved with model.save) opens with its own layers and input size. Weights for a built-in network open as that network.';
   } else {
     note = entry?.note || (needsFile ? `Choose or drop a weights file for ${entryTitle(name)}.` : '');
+    if (download) note = `Or use your own weights file for ${entryTitle(name)}: ${note.charAt(0).toLowerCase()}${note.slice(1)}`;
   }
   const licence = entry?.licence && !isFile ? ` Licence: ${entry.licence}.` : '';
   $('#model-note').textContent = `${note}${licence}`.replace(/\.\./g, '.').trim();
@@ -180,6 +217,7 @@ function showModelProgress(p) {
   const bar = $('#model-progress');
   const text = $('#model-progress-text');
   wrap.hidden = false;
+  $('#model-cancel').hidden = p.phase !== 'download';
   if ((p.phase === 'download' || p.phase === 'read') && p.loaded !== undefined) {
     const verb = p.phase === 'download' ? 'Downloading' : 'Reading';
     if (p.total) {
@@ -197,6 +235,7 @@ function showModelProgress(p) {
     {
       cache: 'Reading the weights from the browser cache…',
       verify: 'Checking the download (SHA-256)…',
+      compact: `Converting ${p.total ? megabytes(p.total) : 'the weights'} to 16-bit to keep half of it…`,
       read: 'Reading the file…',
       load: `Building the network${p.total ? ` from ${megabytes(p.total)}` : ''} (large files take a while)…`,
     }[p.phase] || 'Loading…';
@@ -247,6 +286,7 @@ export async function loadModel(source, { options = {}, reload = false, keepSele
       url: source.url,
       sha256: source.sha256,
       size: source.size,
+      compactAs: source.compactAs,
       blob: source.blob,
       companion: source.companion,
       options: loadOptions,
@@ -269,19 +309,20 @@ export async function loadModel(source, { options = {}, reload = false, keepSele
     if (!options.labels) state.ownLabels = info.labels;
     else if (!sameSource) state.ownLabels = earlier?.source === source ? earlier.ownLabels : null;
     if (source.user) state.supplied.set(entry, { source, options: state.options, info, ownLabels: state.ownLabels });
-    if (source.user && source.url) {
-      try {
-        localStorage.setItem(`convlens.url.${entry}`, source.url);
-      } catch {
-        // Only a convenience.
-      }
+    try {
+      if (source.user && source.url) localStorage.setItem(`convlens.url.${entry}`, source.url);
+      // Not kept (no room in the cache): the next visit asks again rather than download unasked.
+      if (source.compactAs && out.kept !== false) localStorage.setItem(agreedKey(source.compactAs), source.url);
+    } catch {
+      // Only a convenience.
     }
     state.modelGen++;
     state.rendered = {};
     if (!keepSelection || isLoaded(state.selectedModel)) state.selectedModel = entry;
     updateFileEntry();
     describeSelectedModel();
-    state.loadedProof = out.verified ? ', checksum verified' : out.cached ? ', from the browser cache' : source.url && !source.sha256 && !source.user ? ', not verified (no checksum known)' : '';
+    const compacted = (out.compacted ? ', kept as 16-bit' : '') + (out.kept === false && source.compactAs ? ' (the browser gave no room to keep it for next time)' : '');
+    state.loadedProof = (out.verified ? ', checksum verified' : out.cached ? ', from the browser cache' : source.url && !source.sha256 && !source.user ? ', not verified (no checksum known)' : '') + compacted;
     const recognised = out.opened === 'recognised' ? `The file does not hold ${entryTitle(asked)}, so it was opened as what it holds.` : '';
     showModelStatus(`${recognised} Loaded in ${seconds(performance.now() - t0)}.`.trim());
     const same = sameLayers(previous, info);
@@ -292,6 +333,10 @@ export async function loadModel(source, { options = {}, reload = false, keepSele
     refresh();
   } catch (err) {
     if (isQuiet(err) || gen !== state.loadGen) return;
+    if (err.code === 'cancelled') {
+      showModelStatus('The download was cancelled.');
+      return;
+    }
     handleFatal(err);
     show($('#model-error'), sentence(reload ? `could not read the model again: ${err.message}` : err));
     updateModelOptions(); // a refused preprocessing goes back to the model's
@@ -367,6 +412,8 @@ export function wireModelCard() {
     e.target.value = '';
   });
   $('#prep-select').addEventListener('change', (e) => changePreprocessing(e.target.value));
+  $('#download-start').addEventListener('click', () => startDownload(state.selectedModel));
+  $('#model-cancel').addEventListener('click', () => compute.cancel());
   $('#weights-url-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const text = $('#weights-url').value.trim();

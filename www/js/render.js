@@ -16,7 +16,8 @@ export function keys() {
   const a = state.act;
   return {
     predict: `${base}|${state.labelsGen}`,
-    gradcam: `${base}|${state.labelsGen}|${g.layer}|${g.cls}|${g.method}|${g.colormap}`,
+    // Not the colormap or opacity: the overlay is redrawn from the map the worker keeps.
+    gradcam: `${base}|${state.labelsGen}|${g.layer}|${g.cls}|${g.method}`,
     activations: `${base}|${a.layer}|${a.colormap}`,
     channel: `${base}|${a.layer}|${a.channel}|${a.colormap}`,
     stats: base,

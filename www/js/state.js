@@ -23,7 +23,7 @@ export const state = {
   photoLoadGen: 0,
   photoOnEngine: -1,
   view: 'gradcam',
-  gradcam: { layer: null, cls: -1, method: 'gradcam', colormap: 'jet', opacity: 0.4, heatmap: null },
+  gradcam: { layer: null, cls: -1, method: 'gradcam', colormap: 'jet', opacity: 0.4 },
   act: { layer: null, colormap: 'viridis', channel: 0, shape: null, grid: null },
   filters: { layer: null, count: 16, first: 0, size: 64, steps: 40, mode: 'classic', running: false, cancelTimer: 0 },
   rendered: {},
