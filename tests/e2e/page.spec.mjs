@@ -65,6 +65,24 @@ test.describe('the bundled model, step by step on one page', () => {
     await shot(page, '2-gradcam');
   });
 
+  test('opacity and colours redraw the overlay from the kept map, without computing it again', async () => {
+    const status = () => page.textContent('#gradcam-status');
+    const before = await status();
+    const setOpacity = (v) => page.$eval('[data-testid="gradcam-opacity"]', (el, value) => {
+      el.value = value;
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }, v);
+    await setOpacity('0');
+    // heat × 0 + photo is the photo (up to the two JPEG decoders' rounding).
+    await expect.poll(() => overlayDiff(page, 'cat.jpg'), { timeout: WAIT }).toBeLessThan(3);
+    await page.selectOption('[data-testid="gradcam-colormap"]', 'gray');
+    await setOpacity('0.4');
+    await expect.poll(() => overlayDiff(page, 'cat.jpg', [0.3, 0.25, 0.4, 0.5]), { timeout: WAIT }).toBeGreaterThan(8);
+    expect(await page.getAttribute('[data-testid="gradcam-canvas"]', 'data-state')).toBe('ready');
+    expect(await status(), 'the map was computed again').toBe(before);
+    await page.selectOption('[data-testid="gradcam-colormap"]', 'jet');
+  });
+
   test('activations render, a click enlarges a channel', async () => {
     const t0 = Date.now();
     await page.click('[role="tab"][data-view="activations"]');
