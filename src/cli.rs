@@ -14,6 +14,7 @@ use convlens::picture::{decode, Colormap, Photo, Rgba};
 use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
+use convlens::viz::faithfulness::{faithfulness, Faithfulness, MetricOptions};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
 use convlens::viz::gradcam::{class_activation_map, overlay, Cam, CamMethod, Score};
 
@@ -185,6 +186,10 @@ enum Command {
         /// Write the heatmap over the photo as PNG.
         #[arg(long, value_name = "PNG")]
         out: Option<PathBuf>,
+        /// Also measure how faithful the map is: deletion/insertion curves (with a random map's),
+        /// ROAD as pytorch-grad-cam computes it, and the confidence change.
+        #[arg(long)]
+        metrics: bool,
         #[arg(long)]
         json: bool,
     },
@@ -224,12 +229,16 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let options = FilterOptions { first, count, size, steps, seed, step_size, mode, ..FilterOptions::book(&layer) };
             filters_cmd(&net, &options, out.as_deref(), each.as_deref(), json, quiet).await
         }
-        Command::Gradcam { model, image, layer, class, method, score, colormap, opacity, out, json } => {
+        Command::Gradcam { model, image, layer, class, method, score, colormap, opacity, out, metrics, json } => {
             let net = model.open(backend)?;
             let layer = layer.unwrap_or_else(|| net.default_cam_layer().to_string());
             let photo = photo(&image)?;
             let cam = class_activation_map(&net, &photo, &layer, class.0, method, score).await.map_err(|e| e.to_string())?;
-            gradcam_out(&cam, &photo, colormap, opacity, out.as_deref(), json)
+            let metrics = match metrics {
+                true => Some(faithfulness(&net, &photo, &cam, &MetricOptions::default()).await.map_err(|e| e.to_string())?),
+                false => None,
+            };
+            gradcam_out(&cam, metrics.as_ref(), &photo, colormap, opacity, out.as_deref(), json)
         }
     }
 }
@@ -461,14 +470,39 @@ async fn filters_cmd(net: &Network, options: &FilterOptions, out: Option<&Path>,
     Ok(())
 }
 
-fn gradcam_out(cam: &Cam, photo: &Photo, colormap: Colormap, opacity: f32, out: Option<&Path>, as_json: bool) -> Result<(), String> {
+fn gradcam_out(
+    cam: &Cam,
+    metrics: Option<&Faithfulness>,
+    photo: &Photo,
+    colormap: Colormap,
+    opacity: f32,
+    out: Option<&Path>,
+    as_json: bool,
+) -> Result<(), String> {
     if let Some(out) = out {
         save_png(out, &overlay(cam, photo, colormap, opacity))?;
     }
     if as_json {
-        say!("{}", json(cam)?);
-    } else {
-        say!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
+        let mut value = serde_json::to_value(cam).map_err(|e| e.to_string())?;
+        if let Some(m) = metrics {
+            value["metrics"] = serde_json::to_value(m).map_err(|e| e.to_string())?;
+        }
+        say!("{}", json(&value)?);
+        return Ok(());
+    }
+    say!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
+    if let Some(m) = metrics {
+        say!("faithfulness of the map (probability of class {}: {:.4})", m.class, m.prob);
+        say!("  deletion AUC   {:.4}  (a random map: {:.4}; lower is better)", m.deletion.auc, m.random_deletion.auc);
+        say!("  insertion AUC  {:.4}  (a random map: {:.4}; higher is better)", m.insertion.auc, m.random_insertion.auc);
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
+        say!(
+            "  ROAD           {:+.4}  (higher is better; mean change: most relevant removed {:+.4}, least relevant removed {:+.4})",
+            m.road.combined,
+            mean(&m.road.most_relevant_first),
+            mean(&m.road.least_relevant_first)
+        );
+        say!("  confidence change, input × map: {:+.4}", m.confidence_change);
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::picture::{Colormap, Photo, Rgba};
 use crate::predict::predict;
 use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
+use crate::viz::faithfulness::{faithfulness, MetricOptions};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Progress};
 use crate::viz::gradcam::{class_activation_map, overlay, Cam, CamMethod, Score};
 
@@ -301,6 +302,20 @@ impl Engine {
         let cam = self.state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
         let (colormap, opacity) = look(colormap.as_deref(), opacity)?;
         picture(&overlay(&cam, &*self.state.photo()?, colormap, opacity))
+    }
+
+    /// How faithful the last Grad-CAM map is: {class, prob, deletion, insertion, random_deletion,
+    /// random_insertion (curves: {fractions, scores, auc}), road: {percentiles,
+    /// most_relevant_first, least_relevant_first, combined}, confidence_change}. `steps`: points
+    /// of the deletion / insertion curves (each a forward pass).
+    pub fn faithfulness(&self, steps: usize) -> js_sys::Promise {
+        let state = self.state.clone();
+        promise(async move {
+            let cam = state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+            let (net, photo) = (state.net()?, state.photo()?);
+            let options = MetricOptions { steps, ..MetricOptions::default() };
+            to_js(&faithfulness(&net, &photo, &cam, &options).await?)
+        })
     }
 
     /// Every channel of `layer` tiled as in the book. Resolves to {info: {layer, shape, stats}, grid}.

@@ -15,6 +15,7 @@ import { wireLabelsDialog } from './js/labels.js';
 import { loadSample, wirePhotoInput } from './js/photo.js';
 import { readControls, wireViewControls } from './js/controls.js';
 import { wireGradcamControls } from './js/gradcam.js';
+import { wireFaithfulness } from './js/faithfulness.js';
 import { wireActivationControls } from './js/activations.js';
 import { wireFilterControls } from './js/filters.js';
 
@@ -41,6 +42,7 @@ function boot() {
   wireLabelsDialog();
   wireViewControls();
   wireGradcamControls();
+  wireFaithfulness();
   wireActivationControls();
   wireFilterControls();
   wireLink();

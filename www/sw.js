@@ -24,6 +24,7 @@ const SHELL = [
   './js/filters.js',
   './js/format.js',
   './js/gradcam.js',
+  './js/faithfulness.js',
   './js/labels.js',
   './js/link.js',
   './js/models.js',

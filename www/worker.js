@@ -249,6 +249,11 @@ const ops = {
     return { info, overlay: picture(overlay, transfer) };
   },
 
+  // Deletion / insertion curves, ROAD and the confidence change of the last map.
+  async faithfulness({ steps }) {
+    return needEngine().faithfulness(steps);
+  },
+
   async overlay({ colormap, opacity }, _report, transfer) {
     return picture(needEngine().overlay(colormap, opacity), transfer);
   },

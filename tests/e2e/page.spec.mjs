@@ -83,6 +83,27 @@ test.describe('the bundled model, step by step on one page', () => {
     await page.selectOption('[data-testid="gradcam-colormap"]', 'jet');
   });
 
+  test('faithfulness: curves and a table that compares Grad-CAM with LayerCAM', async ({ backend }) => {
+    test.skip(backend !== 'cpu', '52 forward passes per map: minutes on SwiftShader');
+    const t0 = Date.now();
+    await page.click('[data-testid="faith-run"]');
+    await page.waitForSelector('[data-testid="faith-table"] tr[data-method="gradcam"]', { timeout: WAIT });
+    timing('faithfulness (Grad-CAM)', Date.now() - t0);
+    await page.selectOption('[data-testid="gradcam-method"]', 'layercam');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="layercam"]', { timeout: WAIT });
+    await page.waitForSelector('[data-testid="faith-run"]:not([disabled])', { timeout: WAIT });
+    await page.click('[data-testid="faith-run"]');
+    await page.waitForSelector('[data-testid="faith-table"] tr[data-method="layercam"]', { timeout: WAIT });
+    const rows = await page.$$eval('[data-testid="faith-table"] tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+    note(`faithfulness: ${rows.map((r) => r.join(' ')).join(' | ')}`);
+    expect(rows.map((r) => r[0])).toEqual(['Grad-CAM', 'LayerCAM', 'a random map']);
+    const [gradcam, , random] = rows;
+    expect(Number(gradcam[1]), 'Grad-CAM deletes the cat no faster than a random map').toBeLessThan(Number(random[1]));
+    expect(await page.$$eval('[data-testid="faith-chart"] polyline', (l) => l.length)).toBe(4);
+    await shot(page, '2b-faithfulness');
+    await page.selectOption('[data-testid="gradcam-method"]', 'gradcam');
+  });
+
   test('activations render, a click enlarges a channel', async () => {
     const t0 = Date.now();
     await page.click('[role="tab"][data-view="activations"]');

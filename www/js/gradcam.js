@@ -9,6 +9,7 @@ import { state } from './state.js';
 import { writeHash } from './link.js';
 import { handleFatal } from './engine.js';
 import { keys, once, refresh, waitNote } from './render.js';
+import { showFaithfulness } from './faithfulness.js';
 
 export function setCamClass(index, { quiet = false } = {}) {
   state.gradcam.cls = index;
@@ -38,6 +39,9 @@ function parseClass(text) {
 const shown = { map: null, look: null };
 const lookOf = (g) => `${g.colormap}|${g.opacity}`;
 
+// Whether the canvas shows the map of the current photo, model, class, layer and method.
+export const mapIsShown = () => shown.map === keys().gradcam;
+
 // Redraws the shown map in the current colormap and opacity, when only the look changed.
 async function redrawOverlay() {
   const g = state.gradcam;
@@ -59,6 +63,7 @@ export function updateGradcam() {
   const canvas = $('#gradcam-canvas');
   const g = state.gradcam;
   redrawOverlay();
+  showFaithfulness();
   once('gradcam', keys().gradcam, async (current) => {
     setCanvasState(canvas, 'busy');
     setStatus('gradcam', `Computing ${$('#cam-method').selectedOptions[0].textContent} at ${g.layer}${waitNote()}…`, true);
@@ -70,6 +75,7 @@ export function updateGradcam() {
       if (!current()) return;
       drawPicture(canvas, out.overlay);
       Object.assign(shown, { map: keys().gradcam, look });
+      showFaithfulness();
       const { info } = out;
       canvas.dataset.photo = state.photo.name;
       canvas.dataset.model = state.model.model;

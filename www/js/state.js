@@ -24,6 +24,8 @@ export const state = {
   photoOnEngine: -1,
   view: 'gradcam',
   gradcam: { layer: null, cls: -1, method: 'gradcam', colormap: 'jet', opacity: 0.4 },
+  // A faithfulness measurement is running (its button waits).
+  faithRunning: false,
   act: { layer: null, colormap: 'viridis', channel: 0, shape: null, grid: null },
   filters: { layer: null, count: 16, first: 0, size: 64, steps: 40, mode: 'classic', running: false, cancelTimer: 0 },
   rendered: {},

@@ -1,0 +1,49 @@
+//! Faithfulness metrics against pytorch-grad-cam 1.5.7 (tests/fixtures/faithfulness_lite0.json,
+//! written by tests/fixtures/make_faithfulness.py): ROAD and the confidence change on the bundled
+//! EfficientNet-Lite0, for the same 7×7 Grad-CAM map; and the shape of the deletion / insertion
+//! curves. No Python needed.
+
+use convlens::backend::Backend;
+use convlens::formats::WeightSet;
+use convlens::network::Network;
+use convlens::picture::decode;
+use convlens::viz::faithfulness::{faithfulness, MetricOptions};
+use convlens::viz::gradcam::Cam;
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+#[test]
+fn road_and_confidence_change_match_pytorch_grad_cam() {
+    let gold: Value = serde_json::from_str(&std::fs::read_to_string(fixture("faithfulness_lite0.json")).unwrap()).unwrap();
+    let weights = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let net = Network::from_weights(WeightSet::from_safetensors(&weights).unwrap(), &Backend::Cpu.device().unwrap()).unwrap();
+    let photo = decode(&std::fs::read(fixture(gold["input"].as_str().unwrap())).unwrap()).unwrap();
+    let class = gold["class"].as_u64().unwrap() as usize;
+    let cam = Cam { layer: "_conv_head".into(), class, label: String::new(), prob: 0.0, height: 7, width: 7, map: floats(&gold["map"]["values"]) };
+    let options = MetricOptions { steps: 4, noise: 0.0, ..MetricOptions::default() };
+    let m = pollster::block_on(faithfulness(&net, &photo, &cam, &options)).unwrap();
+
+    let prob = gold["prob"].as_f64().unwrap() as f32;
+    assert!((m.prob - prob).abs() < 1e-4, "probability {} vs {prob}", m.prob);
+    let worst = |ours: &[f32], theirs: &[f32]| ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let morf = worst(&m.road.most_relevant_first, &floats(&gold["road_most_relevant_first"]));
+    let lerf = worst(&m.road.least_relevant_first, &floats(&gold["road_least_relevant_first"]));
+    let combined = (m.road.combined - gold["road_combined"].as_f64().unwrap() as f32).abs();
+    let confidence = (m.confidence_change - gold["confidence_change"].as_f64().unwrap() as f32).abs();
+    eprintln!("vs pytorch-grad-cam: ROAD MoRF max |Δ| {morf:.2e}, LeRF {lerf:.2e}, combined {combined:.2e}; confidence change {confidence:.2e}");
+    assert!(morf < 5e-3 && lerf < 5e-3 && combined < 2e-3, "ROAD differs: MoRF {morf}, LeRF {lerf}, combined {combined}");
+    assert!(confidence < 1e-3, "confidence change differs by {confidence}");
+
+    // The curves start (deletion) and end (insertion) at the unchanged photo's probability, and a
+    // map that knows where the cat is deletes it faster than a random one.
+    assert!((m.deletion.scores[0] - m.prob).abs() < 1e-5 && (m.insertion.scores[4] - m.prob).abs() < 1e-5);
+    assert!(m.deletion.fractions.windows(2).all(|w| w[0] < w[1]));
+    assert!(m.deletion.auc < m.random_deletion.auc, "deletion AUC {} vs random {}", m.deletion.auc, m.random_deletion.auc);
+}
