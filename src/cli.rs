@@ -16,7 +16,7 @@ use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
 use convlens::viz::faithfulness::{faithfulness, Faithfulness, MetricOptions};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
-use convlens::viz::gradcam::{class_activation_map, overlay, Cam, CamMethod, Score};
+use convlens::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score};
 
 /// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
 macro_rules! say {
@@ -179,6 +179,10 @@ enum Command {
         method: CamMethod,
         #[arg(long, value_enum, default_value_t = Score::Probability)]
         score: Score,
+        /// The first principal component of the weighted activations instead of their sum
+        /// (pytorch-grad-cam's eigen_smooth): less noise.
+        #[arg(long)]
+        eigen_smooth: bool,
         #[arg(long, value_enum, default_value_t = Colormap::Jet)]
         colormap: Colormap,
         #[arg(long, default_value_t = 0.4)]
@@ -229,11 +233,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let options = FilterOptions { first, count, size, steps, seed, step_size, mode, ..FilterOptions::book(&layer) };
             filters_cmd(&net, &options, out.as_deref(), each.as_deref(), json, quiet).await
         }
-        Command::Gradcam { model, image, layer, class, method, score, colormap, opacity, out, metrics, json } => {
+        Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, colormap, opacity, out, metrics, json } => {
             let net = model.open(backend)?;
             let layer = layer.unwrap_or_else(|| net.default_cam_layer().to_string());
             let photo = photo(&image)?;
-            let cam = class_activation_map(&net, &photo, &layer, class.0, method, score).await.map_err(|e| e.to_string())?;
+            let cam = smoothed_class_activation_map(&net, &photo, &layer, class.0, method, score, eigen_smooth).await.map_err(|e| e.to_string())?;
             let metrics = match metrics {
                 true => Some(faithfulness(&net, &photo, &cam, &MetricOptions::default()).await.map_err(|e| e.to_string())?),
                 false => None,

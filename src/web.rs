@@ -24,7 +24,7 @@ use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::faithfulness::{faithfulness, MetricOptions};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Progress};
-use crate::viz::gradcam::{class_activation_map, overlay, Cam, CamMethod, Score};
+use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -155,6 +155,9 @@ struct CamOptions {
     method: Option<String>,
     colormap: Option<String>,
     opacity: Option<f32>,
+    /// The first principal component instead of the sum (pytorch-grad-cam's eigen_smooth).
+    #[serde(default)]
+    eigen_smooth: bool,
 }
 
 /// A filter-pattern request.
@@ -272,7 +275,7 @@ impl Engine {
     }
 
     /// Class activation map: `options` {layer, class (absent or negative: the top class),
-    /// method: gradcam | gradcam++ | layercam, colormap, opacity}. Resolves to
+    /// method: gradcam | gradcam++ | layercam, eigen_smooth, colormap, opacity}. Resolves to
     /// {info: {layer, class, label, prob, height, width}, overlay: picture} — the core's overlay,
     /// the same the CLI writes. The map is kept for `overlay()`.
     pub fn gradcam(&self, options: JsValue) -> js_sys::Promise {
@@ -283,7 +286,7 @@ impl Engine {
             let method = CamMethod::parse(o.method.as_deref().unwrap_or("gradcam"))?;
             let (colormap, opacity) = look(o.colormap.as_deref(), o.opacity)?;
             let class = o.class.and_then(|c| usize::try_from(c).ok());
-            let cam = class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability).await?;
+            let cam = smoothed_class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability, o.eigen_smooth).await?;
             let picture = picture(&overlay(&cam, &photo, colormap, opacity))?;
             let info =
                 serde_json::json!({"layer": cam.layer, "class": cam.class, "label": cam.label, "prob": cam.prob, "height": cam.height, "width": cam.width});

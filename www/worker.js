@@ -244,8 +244,8 @@ const ops = {
 
   // The map's overlay is the core's (the one the CLI writes); `overlay` redraws it in another
   // colormap or opacity without computing the map again.
-  async gradcam({ layer, cls, method, colormap, opacity }, _report, transfer) {
-    const { info, overlay } = await needEngine().gradcam({ layer, class: cls, method, colormap, opacity });
+  async gradcam({ layer, cls, method, eigenSmooth, colormap, opacity }, _report, transfer) {
+    const { info, overlay } = await needEngine().gradcam({ layer, class: cls, method, eigen_smooth: eigenSmooth, colormap, opacity });
     return { info, overlay: picture(overlay, transfer) };
   },
 

@@ -95,18 +95,37 @@ async fn layer_gradient(net: &Network, photo: &Photo, layer: &str, class: Option
     })
 }
 
-/// Channel weights and per-pixel weighting of each method, then ReLU and max-normalization.
-fn combine(method: CamMethod, g: &LayerGradient) -> Vec<f32> {
+/// Channel weights and per-pixel weighting of each method, summed over the channels (or, with
+/// `eigen_smooth`, their first principal component), then ReLU and max-normalization.
+fn combine(method: CamMethod, g: &LayerGradient, eigen_smooth: bool) -> Vec<f32> {
+    let weighted = weighted_activations(method, g);
+    let pixels = weighted.len() / g.channels;
+    let sum: Vec<f32> = (0..pixels).map(|p| (0..g.channels).map(|c| weighted[c * pixels + p]).sum()).collect();
+    if !eigen_smooth {
+        return normalize(sum);
+    }
+    let mut projection = eigen_projection(&weighted, g.channels);
+    // A principal component's sign is arbitrary (pytorch-grad-cam keeps whatever its SVD gives):
+    // turn it to agree with the plain map, so the ReLU keeps the evidence and not its opposite.
+    if projection.iter().zip(&sum).map(|(a, b)| a * b).sum::<f32>() < 0.0 {
+        projection.iter_mut().for_each(|v| *v = -*v);
+    }
+    normalize(projection)
+}
+
+/// Each channel's activation times its weight (Grad-CAM, Grad-CAM++) or its positive gradient
+/// at each pixel (LayerCAM), [C, H*W].
+fn weighted_activations(method: CamMethod, g: &LayerGradient) -> Vec<f32> {
     let pixels = g.activation.len() / g.channels;
-    let mut map = vec![0f32; pixels];
+    let mut out = Vec::with_capacity(g.activation.len());
     for c in 0..g.channels {
         let a = &g.activation[c * pixels..(c + 1) * pixels];
         let d = &g.gradient[c * pixels..(c + 1) * pixels];
         match method {
             CamMethod::GradCam => {
-                let weight = d.iter().sum::<f32>() / pixels as f32;
                 // Chollet averages over channels; the 1/C factor vanishes in the max-normalization.
-                map.iter_mut().zip(a).for_each(|(m, a)| *m += weight * a / g.channels as f32);
+                let weight = d.iter().sum::<f32>() / pixels as f32 / g.channels as f32;
+                out.extend(a.iter().map(|a| weight * a));
             }
             CamMethod::GradCamPlusPlus => {
                 let sum_a: f32 = a.iter().sum();
@@ -118,14 +137,50 @@ fn combine(method: CamMethod, g: &LayerGradient) -> Vec<f32> {
                         d.max(0.0) * alpha
                     })
                     .sum();
-                map.iter_mut().zip(a).for_each(|(m, a)| *m += weight * a);
+                out.extend(a.iter().map(|a| weight * a));
             }
-            CamMethod::LayerCam => {
-                map.iter_mut().zip(a.iter().zip(d)).for_each(|(m, (a, d))| *m += d.max(0.0) * a);
-            }
+            CamMethod::LayerCam => out.extend(a.iter().zip(d).map(|(a, d)| d.max(0.0) * a)),
         }
     }
-    normalize(map)
+    out
+}
+
+/// pytorch-grad-cam's `get_2d_projection`: the [C, P] values seen as P points in C dimensions,
+/// centred, projected on their first principal direction. Computed through the P×P Gram matrix
+/// (P = H·W is small at the layers CAMs use; C can be thousands): for its top eigenvector u with
+/// eigenvalue σ², the projection is σ·u. The sign is arbitrary.
+pub fn eigen_projection(values: &[f32], channels: usize) -> Vec<f32> {
+    let pixels = values.len() / channels;
+    // Each channel centred over the pixels (the mean point subtracted; NaN counts as 0, as there).
+    let mut centred: Vec<f64> = values.iter().map(|&v| if v.is_finite() { v as f64 } else { 0.0 }).collect();
+    for row in centred.chunks_mut(pixels) {
+        let mean = row.iter().sum::<f64>() / pixels as f64;
+        row.iter_mut().for_each(|v| *v -= mean);
+    }
+    let mut gram = vec![0f64; pixels * pixels];
+    for row in centred.chunks(pixels) {
+        for (i, gram_row) in gram.chunks_mut(pixels).enumerate() {
+            gram_row.iter_mut().zip(row).for_each(|(g, r)| *g += row[i] * r);
+        }
+    }
+    // Power iteration from a fixed start; the Gram matrix is symmetric positive semi-definite.
+    let mut u: Vec<f64> = (0..pixels).map(|i| 1.0 + (i as f64 * 0.618).fract()).collect();
+    let mut eigenvalue = 0.0;
+    for _ in 0..1000 {
+        let next: Vec<f64> = gram.chunks(pixels).map(|row| row.iter().zip(&u).map(|(g, u)| g * u).sum()).collect();
+        let norm = next.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return vec![0.0; pixels];
+        }
+        let next: Vec<f64> = next.iter().map(|v| v / norm).collect();
+        let change: f64 = next.iter().zip(&u).map(|(a, b)| (a - b).abs()).sum();
+        u = next;
+        eigenvalue = norm;
+        if change < 1e-12 {
+            break;
+        }
+    }
+    u.iter().map(|v| (v * eigenvalue.sqrt()) as f32).collect()
 }
 
 /// ReLU, then divide by the max; an all-zero map stays all zeros (never NaN).
@@ -140,6 +195,21 @@ fn normalize(mut map: Vec<f32>) -> Vec<f32> {
 
 /// The class activation map of `photo` for `class` (None: the top class) at `layer`.
 pub async fn class_activation_map(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, method: CamMethod, score: Score) -> Result<Cam> {
+    smoothed_class_activation_map(net, photo, layer, class, method, score, false).await
+}
+
+/// `class_activation_map`, with `eigen_smooth` (pytorch-grad-cam's option): the first principal
+/// component of the weighted activations instead of their sum, which keeps the dominant pattern
+/// and drops the noise.
+pub async fn smoothed_class_activation_map(
+    net: &Network,
+    photo: &Photo,
+    layer: &str,
+    class: Option<usize>,
+    method: CamMethod,
+    score: Score,
+    eigen_smooth: bool,
+) -> Result<Cam> {
     let g = layer_gradient(net, photo, layer, class, score).await?;
     let [_, height, width] = net.layer(layer)?.shape;
     Ok(Cam {
@@ -149,7 +219,7 @@ pub async fn class_activation_map(net: &Network, photo: &Photo, layer: &str, cla
         prob: g.prob,
         height,
         width,
-        map: combine(method, &g),
+        map: combine(method, &g, eigen_smooth),
     })
 }
 

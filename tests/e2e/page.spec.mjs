@@ -94,13 +94,20 @@ test.describe('the bundled model, step by step on one page', () => {
     await page.waitForSelector('[data-testid="faith-run"]:not([disabled])', { timeout: WAIT });
     await page.click('[data-testid="faith-run"]');
     await page.waitForSelector('[data-testid="faith-table"] tr[data-method="layercam"]', { timeout: WAIT });
+    await page.check('[data-testid="gradcam-eigen"]');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="layercam"][data-eigen="true"]', { timeout: WAIT });
+    expect(await page.evaluate(() => location.hash), 'the link does not keep eigen-smooth').toContain('eigen=1');
+    await page.waitForSelector('[data-testid="faith-run"]:not([disabled])', { timeout: WAIT });
+    await page.click('[data-testid="faith-run"]');
+    await page.waitForSelector('[data-testid="faith-table"] tr[data-method="layercam+eigen"]', { timeout: WAIT });
     const rows = await page.$$eval('[data-testid="faith-table"] tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
     note(`faithfulness: ${rows.map((r) => r.join(' ')).join(' | ')}`);
-    expect(rows.map((r) => r[0])).toEqual(['Grad-CAM', 'LayerCAM', 'a random map']);
-    const [gradcam, , random] = rows;
+    expect(rows.map((r) => r[0])).toEqual(['Grad-CAM', 'LayerCAM', 'LayerCAM, eigen-smoothed', 'a random map']);
+    const [gradcam, , , random] = rows;
     expect(Number(gradcam[1]), 'Grad-CAM deletes the cat no faster than a random map').toBeLessThan(Number(random[1]));
     expect(await page.$$eval('[data-testid="faith-chart"] polyline', (l) => l.length)).toBe(4);
     await shot(page, '2b-faithfulness');
+    await page.uncheck('[data-testid="gradcam-eigen"]');
     await page.selectOption('[data-testid="gradcam-method"]', 'gradcam');
   });
 

@@ -69,6 +69,7 @@ export function readControls() {
   const g = state.gradcam;
   g.layer = $('#cam-layer').value || null;
   g.method = $('#cam-method').value;
+  g.eigenSmooth = $('#cam-eigen').checked;
   g.colormap = $('#cam-colormap').value;
   g.opacity = Number($('#cam-opacity').value);
   const a = state.act;
@@ -145,7 +146,7 @@ export function wireViewControls() {
       selectView(tabs[(next + tabs.length) % tabs.length].dataset.view, { focus: true });
     });
   }
-  for (const id of ['#cam-layer', '#cam-method', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-first', '#flt-steps']) {
+  for (const id of ['#cam-layer', '#cam-method', '#cam-eigen', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-first', '#flt-steps']) {
     $(id).addEventListener('change', onControlChange);
   }
   for (const button of $$('button.download')) {

@@ -18,8 +18,11 @@ const METHOD_NAMES = { gradcam: 'Grad-CAM', 'gradcam++': 'Grad-CAM++', layercam:
 // The measured maps: what they were measured on (everything but the method), then per method.
 const measured = { base: null, byMethod: new Map(), last: null };
 
-// The Grad-CAM key without its method: results under one base compare methods.
-const baseOf = (key) => key.split('|').slice(0, -1).join('|');
+// The Grad-CAM key without its smoothing and method: results under one base compare methods.
+const baseOf = (key) => key.split('|').slice(0, -2).join('|');
+// A row of the table: the method, eigen-smoothed or not.
+const rowOf = (g) => `${g.method}${g.eigenSmooth ? '+eigen' : ''}`;
+const rowName = (row) => `${METHOD_NAMES[row.replace('+eigen', '')] || row}${row.endsWith('+eigen') ? ', eigen-smoothed' : ''}`;
 
 // The table, chart and button for the map now shown (after a new map, a new photo, …).
 export function showFaithfulness() {
@@ -38,11 +41,11 @@ export function showFaithfulness() {
 async function measure() {
   const key = keys().gradcam;
   if (!mapIsShown()) return;
-  const method = state.gradcam.method;
+  const method = rowOf(state.gradcam);
   state.faithRunning = true;
   $('#faith-run').disabled = true;
   setError('faith', '');
-  setStatus('faith', `Measuring ${METHOD_NAMES[method] || method}: ${4 * (STEPS + 1) + 20} forward passes…`, true);
+  setStatus('faith', `Measuring ${rowName(method)}: ${4 * (STEPS + 1) + 20} forward passes…`, true);
   const t0 = performance.now();
   try {
     const result = await compute.call('faithfulness', { steps: STEPS }, { slot: 'faith' });
@@ -75,7 +78,7 @@ function drawTable() {
     const tr = document.createElement('tr');
     tr.dataset.method = method;
     tr.append(
-      cell('th', METHOD_NAMES[method] || method),
+      cell('th', rowName(method)),
       cell('td', m.deletion.auc.toFixed(3), `a random map: ${m.random_deletion.auc.toFixed(3)}`),
       cell('td', m.insertion.auc.toFixed(3), `a random map: ${m.random_insertion.auc.toFixed(3)}`),
       cell('td', signed(m.road.combined)),
@@ -105,7 +108,7 @@ function drawChart(last) {
   const m = last.result;
   const [width, height, left, top, plot, span] = [440, 170, 36, 10, 130, 290];
   const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'faith-curves' });
-  chart.setAttribute('aria-label', `${METHOD_NAMES[last.method]}: deletion AUC ${m.deletion.auc.toFixed(3)}, insertion AUC ${m.insertion.auc.toFixed(3)}`);
+  chart.setAttribute('aria-label', `${rowName(last.method)}: deletion AUC ${m.deletion.auc.toFixed(3)}, insertion AUC ${m.insertion.auc.toFixed(3)}`);
   const x = (f) => left + f * span;
   const y = (p) => top + plot * (1 - p);
   for (const level of [0, 0.5, 1]) {
