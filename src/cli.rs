@@ -14,7 +14,7 @@ use convlens::picture::{decode, Colormap, Photo, Rgba};
 use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
-use convlens::viz::faithfulness::{faithfulness, Faithfulness, MetricOptions};
+use convlens::viz::faithfulness::{faithfulness, sanity_check, Faithfulness, MetricOptions, SanityCheck};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
 use convlens::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score};
 
@@ -239,7 +239,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let photo = photo(&image)?;
             let cam = smoothed_class_activation_map(&net, &photo, &layer, class.0, method, score, eigen_smooth).await.map_err(|e| e.to_string())?;
             let metrics = match metrics {
-                true => Some(faithfulness(&net, &photo, &cam, &MetricOptions::default()).await.map_err(|e| e.to_string())?),
+                true => {
+                    let faith = faithfulness(&net, &photo, &cam, &MetricOptions::default()).await.map_err(|e| e.to_string())?;
+                    let sanity = sanity_check(&net, &photo, &cam, method, eigen_smooth, 0).await.map_err(|e| e.to_string())?;
+                    Some((faith, sanity))
+                }
                 false => None,
             };
             gradcam_out(&cam, metrics.as_ref(), &photo, colormap, opacity, out.as_deref(), json)
@@ -476,7 +480,7 @@ async fn filters_cmd(net: &Network, options: &FilterOptions, out: Option<&Path>,
 
 fn gradcam_out(
     cam: &Cam,
-    metrics: Option<&Faithfulness>,
+    metrics: Option<&(Faithfulness, SanityCheck)>,
     photo: &Photo,
     colormap: Colormap,
     opacity: f32,
@@ -488,14 +492,15 @@ fn gradcam_out(
     }
     if as_json {
         let mut value = serde_json::to_value(cam).map_err(|e| e.to_string())?;
-        if let Some(m) = metrics {
+        if let Some((m, sanity)) = metrics {
             value["metrics"] = serde_json::to_value(m).map_err(|e| e.to_string())?;
+            value["metrics"]["sanity"] = serde_json::to_value(sanity).map_err(|e| e.to_string())?;
         }
         say!("{}", json(&value)?);
         return Ok(());
     }
     say!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
-    if let Some(m) = metrics {
+    if let Some((m, sanity)) = metrics {
         say!("faithfulness of the map (probability of class {}: {:.4})", m.class, m.prob);
         say!("  deletion AUC   {:.4}  (a random map: {:.4}; lower is better)", m.deletion.auc, m.random_deletion.auc);
         say!("  insertion AUC  {:.4}  (a random map: {:.4}; higher is better)", m.insertion.auc, m.random_insertion.auc);
@@ -507,6 +512,11 @@ fn gradcam_out(
             mean(&m.road.least_relevant_first)
         );
         say!("  confidence change, input × map: {:+.4}", m.confidence_change);
+        say!(
+            "  sanity check: the layers after {} re-initialized, rank correlation with this map {:+.3} (near 1: the map ignores the network)",
+            sanity.randomized_after,
+            sanity.rank_correlation
+        );
     }
     Ok(())
 }

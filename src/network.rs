@@ -68,7 +68,8 @@ pub struct LayerDescription {
     pub shape: Shape,
 }
 
-/// A network with its weights on a device, ready to run.
+/// A network with its weights on a device, ready to run. Cloning shares the weights.
+#[derive(Clone)]
 pub struct Network {
     pub name: String,
     pub title: String,
@@ -177,6 +178,13 @@ impl Network {
     }
 
     /// The graph node of `name`, or an error listing the layers.
+    /// The same network with every layer after `layer` re-initialized at random (the sanity check
+    /// of Adebayo et al. 2018: a map that explains the network must change with it).
+    pub fn randomized_after(&self, layer: &str, draw: &mut dyn FnMut() -> f32) -> Result<Network> {
+        let node = self.node(layer)?;
+        Ok(Network { graph: self.graph.randomized_after(node, draw), ..self.clone() })
+    }
+
     fn node(&self, name: &str) -> Result<usize> {
         self.graph.find(name).filter(|&i| i > 0).ok_or_else(|| {
             let names: Vec<&str> = self.layers.iter().map(|l| l.name.as_str()).collect();

@@ -22,7 +22,7 @@ use crate::picture::{Colormap, Photo, Rgba};
 use crate::predict::predict;
 use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
-use crate::viz::faithfulness::{faithfulness, MetricOptions};
+use crate::viz::faithfulness::{faithfulness, sanity_check, MetricOptions};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Progress};
 use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score};
 
@@ -71,7 +71,14 @@ struct State {
     /// channel needs no new forward pass (seconds for VGG16). Cleared with the photo or network.
     walk: RefCell<Option<ActivationWalk>>,
     /// The last class activation map, so a new colormap or opacity redraws without recomputing.
-    cam: RefCell<Option<Rc<Cam>>>,
+    cam: RefCell<Option<Rc<KeptCam>>>,
+}
+
+/// A map and how it was made (the sanity check makes it again the same way).
+struct KeptCam {
+    cam: Cam,
+    method: CamMethod,
+    eigen_smooth: bool,
 }
 
 impl State {
@@ -291,7 +298,7 @@ impl Engine {
             let info =
                 serde_json::json!({"layer": cam.layer, "class": cam.class, "label": cam.label, "prob": cam.prob, "height": cam.height, "width": cam.width});
             if state.unchanged(&net, &photo) {
-                *state.cam.borrow_mut() = Some(Rc::new(cam));
+                *state.cam.borrow_mut() = Some(Rc::new(KeptCam { cam, method, eigen_smooth: o.eigen_smooth }));
             }
             let out = Object::new();
             set(&out, "info", &to_js(&info)?)?;
@@ -302,22 +309,27 @@ impl Engine {
 
     /// The last Grad-CAM map over the photo again, in another colormap or opacity.
     pub fn overlay(&self, colormap: Option<String>, opacity: Option<f32>) -> Result<JsValue, JsError> {
-        let cam = self.state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+        let kept = self.state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
         let (colormap, opacity) = look(colormap.as_deref(), opacity)?;
-        picture(&overlay(&cam, &*self.state.photo()?, colormap, opacity))
+        picture(&overlay(&kept.cam, &*self.state.photo()?, colormap, opacity))
     }
 
     /// How faithful the last Grad-CAM map is: {class, prob, deletion, insertion, random_deletion,
     /// random_insertion (curves: {fractions, scores, auc}), road: {percentiles,
-    /// most_relevant_first, least_relevant_first, combined}, confidence_change}. `steps`: points
+    /// most_relevant_first, least_relevant_first, combined}, confidence_change, sanity:
+    /// {randomized_after, rank_correlation, randomized_map}}. `steps`: points
     /// of the deletion / insertion curves (each a forward pass).
     pub fn faithfulness(&self, steps: usize) -> js_sys::Promise {
         let state = self.state.clone();
         promise(async move {
-            let cam = state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+            let kept = state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
             let (net, photo) = (state.net()?, state.photo()?);
             let options = MetricOptions { steps, ..MetricOptions::default() };
-            to_js(&faithfulness(&net, &photo, &cam, &options).await?)
+            let metrics = faithfulness(&net, &photo, &kept.cam, &options).await?;
+            let sanity = sanity_check(&net, &photo, &kept.cam, kept.method, kept.eigen_smooth, 0).await?;
+            let out = to_js(&metrics)?;
+            Reflect::set(&out, &"sanity".into(), &to_js(&sanity)?).map_err(|_| JsError::new("cannot attach the sanity check"))?;
+            Ok(out)
         })
     }
 

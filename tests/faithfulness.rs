@@ -47,3 +47,22 @@ fn road_and_confidence_change_match_pytorch_grad_cam() {
     assert!(m.deletion.fractions.windows(2).all(|w| w[0] < w[1]));
     assert!(m.deletion.auc < m.random_deletion.auc, "deletion AUC {} vs random {}", m.deletion.auc, m.random_deletion.auc);
 }
+
+/// The sanity check (Adebayo et al. 2018) on the real Lite0: re-initializing the layers above
+/// `_conv_head` changes the Grad-CAM map; re-initializing nothing (above the output) does not.
+#[test]
+fn sanity_check_notices_a_randomized_head() {
+    use convlens::viz::faithfulness::sanity_check;
+    use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
+    let weights = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let net = Network::from_weights(WeightSet::from_safetensors(&weights).unwrap(), &Backend::Cpu.device().unwrap()).unwrap();
+    let photo = decode(&std::fs::read(fixture("cat_224.png")).unwrap()).unwrap();
+    let cam = pollster::block_on(class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability)).unwrap();
+    let check = pollster::block_on(sanity_check(&net, &photo, &cam, CamMethod::GradCam, false, 0)).unwrap();
+    eprintln!("sanity check, Grad-CAM at _conv_head, head re-initialized: rank correlation {:.3}", check.rank_correlation);
+    assert!(check.rank_correlation < 0.9, "the map did not change with a random head: {}", check.rank_correlation);
+    let last = net.layers().last().unwrap().name.clone();
+    let untouched = net.randomized_after(&last, &mut || 1.0).unwrap();
+    let same = pollster::block_on(class_activation_map(&untouched, &photo, "_conv_head", Some(cam.class), CamMethod::GradCam, Score::Probability)).unwrap();
+    assert_eq!(same.map, cam.map, "re-initializing nothing changed the map");
+}

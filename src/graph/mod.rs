@@ -181,6 +181,15 @@ impl Graph {
         &self.nodes
     }
 
+    /// A copy whose nodes after `node` have re-initialized weights (`Op::reinitialized`).
+    pub fn randomized_after(&self, node: usize, draw: &mut dyn FnMut() -> f32) -> Graph {
+        let mut graph = self.clone();
+        for n in graph.nodes.iter_mut().skip(node + 1) {
+            n.op = n.op.reinitialized(draw);
+        }
+        graph
+    }
+
     pub fn output(&self) -> usize {
         self.output
     }

@@ -578,7 +578,38 @@ impl LayerKind {
     }
 }
 
+/// He-normal values (std √(2 / fan-in)) of `dims`, from `draw` (a standard normal source): the
+/// re-initialization of a layer's weights for the model-randomization sanity check.
+fn he_normal<const D: usize>(dims: [usize; D], fan_in: usize, draw: &mut dyn FnMut() -> f32, device: &Device) -> Tensor<D> {
+    let std = (2.0 / fan_in.max(1) as f32).sqrt();
+    let values: Vec<f32> = (0..dims.iter().product::<usize>()).map(|_| draw() * std).collect();
+    Tensor::from_data(TensorData::new(values, dims), device)
+}
+
 impl Op {
+    /// The same op with its learned weights re-initialized (He-normal, biases zero), as Adebayo et
+    /// al. (2018) randomize a trained network; normalization and other ops are kept.
+    pub fn reinitialized(&self, draw: &mut dyn FnMut() -> f32) -> Op {
+        fn conv(c: &Conv, draw: &mut dyn FnMut() -> f32) -> Conv {
+            let [o, i, kh, kw] = c.weight.dims();
+            Conv { weight: he_normal([o, i, kh, kw], i * kh * kw, draw, &c.weight.device()), bias: c.bias.as_ref().map(|b| b.zeros_like()), ..c.clone() }
+        }
+        match self {
+            Op::Conv { conv: c, act } => Op::Conv { conv: conv(c, draw), act: *act },
+            Op::Separable { depthwise, pointwise, act } => Op::Separable { depthwise: conv(depthwise, draw), pointwise: conv(pointwise, draw), act: *act },
+            Op::Dense { dense, act } => {
+                let blocks = dense.blocks.iter().map(|b| he_normal(b.dims(), dense.inputs, draw, &b.device())).collect();
+                Op::Dense { dense: Dense { blocks, bias: dense.bias.as_ref().map(|b| b.zeros_like()), ..dense.clone() }, act: *act }
+            }
+            Op::ConvTranspose(t) => {
+                let [i, o, kh, kw] = t.weight.dims();
+                let weight = he_normal([i, o, kh, kw], i * kh * kw, draw, &t.weight.device());
+                Op::ConvTranspose(ConvTranspose { weight, bias: t.bias.as_ref().map(|b| b.zeros_like()), ..t.clone() })
+            }
+            other => other.clone(),
+        }
+    }
+
     pub fn kind(&self) -> LayerKind {
         match self {
             Op::Input => LayerKind::Input,

@@ -11,6 +11,10 @@
 //!   is averaged over the percentiles; combined = (LeRF − MoRF) / 2, higher is better.
 //! - **Confidence change** (pytorch-grad-cam's `CamMultImageConfidenceChange`): the probability
 //!   after multiplying the network's input by the map, minus before.
+//! - **Sanity check** (Adebayo et al. 2018, model randomization): the map again after every layer
+//!   above the map's layer is re-initialized at random, and its Spearman rank correlation with the
+//!   original. A method that explains the network changes with it (low correlation); one that
+//!   mostly shows the image's edges does not.
 //!
 //! The photo is the network's input (squashed to its size) in 0–255 pixels; every change is made
 //! there. ROAD's imputation commutes with the per-channel affine preprocessing, and its noise is
@@ -23,7 +27,7 @@ use crate::backend::read_f32;
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::picture::{squash, Photo};
-use crate::viz::gradcam::{upsample, Cam};
+use crate::viz::gradcam::{smoothed_class_activation_map, upsample, Cam, CamMethod, Score};
 
 /// How the metrics are run.
 #[derive(Debug, Clone)]
@@ -155,6 +159,56 @@ pub async fn faithfulness(net: &Network, photo: &Photo, cam: &Cam, options: &Met
         },
         confidence_change: rest.first().map_or(0.0, |s| s - prob),
     })
+}
+
+/// The model-randomization sanity check of one map.
+#[derive(Debug, Clone, Serialize)]
+pub struct SanityCheck {
+    /// The layers after this one were re-initialized (the map's own layer).
+    pub randomized_after: String,
+    /// Spearman's rank correlation of the two maps: near 1, the map did not notice.
+    pub rank_correlation: f32,
+    /// The map of the randomized network, at the layer's resolution.
+    pub randomized_map: Vec<f32>,
+}
+
+/// The sanity check of `cam`, made with `method` (and `eigen_smooth`) on `net`: every layer after
+/// the map's is re-initialized (He-normal weights from `seed`, zero biases), the map made again
+/// for the same class, and ranked against the original.
+pub async fn sanity_check(net: &Network, photo: &Photo, cam: &Cam, method: CamMethod, eigen_smooth: bool, seed: u64) -> Result<SanityCheck> {
+    let mut rng = SplitMix(seed);
+    let random = net.randomized_after(&cam.layer, &mut || rng.normal())?;
+    let again = smoothed_class_activation_map(&random, photo, &cam.layer, Some(cam.class), method, Score::Probability, eigen_smooth).await?;
+    Ok(SanityCheck { randomized_after: cam.layer.clone(), rank_correlation: spearman(&cam.map, &again.map), randomized_map: again.map })
+}
+
+/// Spearman's rank correlation (ties share their average rank; a constant side gives 0).
+pub fn spearman(a: &[f32], b: &[f32]) -> f32 {
+    let ranks = |v: &[f32]| {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut rank = vec![0f64; v.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start;
+            while end + 1 < order.len() && v[order[end + 1]] == v[order[start]] {
+                end += 1;
+            }
+            let mean = (start + end) as f64 / 2.0;
+            order[start..=end].iter().for_each(|&i| rank[i] = mean);
+            start = end + 1;
+        }
+        rank
+    };
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let (va, vb): (f64, f64) = (ra.iter().map(|x| (x - ma).powi(2)).sum(), rb.iter().map(|y| (y - mb).powi(2)).sum());
+    if va == 0.0 || vb == 0.0 {
+        return 0.0;
+    }
+    (cov / (va * vb).sqrt()) as f32
 }
 
 impl Curve {
@@ -428,6 +482,15 @@ mod tests {
         let out = impute(&input, &keep, 0.0, &[(1.0, 0.0); 3], &mut SplitMix(1));
         let worst = out.iter().zip(&input.pixels).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 1e-3, "worst {worst}");
+    }
+
+    #[test]
+    fn spearman_uses_average_ranks() {
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-6);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-6);
+        // scipy.stats.spearmanr([0, 0, 1, 2], [0, 1, 1, 2]).statistic = 0.8333…
+        assert!((spearman(&[0.0, 0.0, 1.0, 2.0], &[0.0, 1.0, 1.0, 2.0]) - 5.0 / 6.0).abs() < 1e-6);
+        assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
     }
 
     #[test]

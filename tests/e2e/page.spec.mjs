@@ -105,6 +105,7 @@ test.describe('the bundled model, step by step on one page', () => {
     expect(rows.map((r) => r[0])).toEqual(['Grad-CAM', 'LayerCAM', 'LayerCAM, eigen-smoothed', 'a random map']);
     const [gradcam, , , random] = rows;
     expect(Number(gradcam[1]), 'Grad-CAM deletes the cat no faster than a random map').toBeLessThan(Number(random[1]));
+    expect(Number(gradcam[5]), 'the sanity check: the map did not change with a random head').toBeLessThan(0.95);
     expect(await page.$$eval('[data-testid="faith-chart"] polyline', (l) => l.length)).toBe(4);
     await shot(page, '2b-faithfulness');
     await page.uncheck('[data-testid="gradcam-eigen"]');

@@ -1,5 +1,6 @@
 // Is the Grad-CAM map faithful? On request, the worker measures the map shown (deletion and
-// insertion curves with a random map's, ROAD, the confidence change; src/viz/faithfulness.rs).
+// insertion curves with a random map's, ROAD, the confidence change, the sanity check;
+// src/viz/faithfulness.rs).
 // The results of each method for the same photo, model, class and layer stay side by side, so
 // Grad-CAM, Grad-CAM++ and LayerCAM can be compared; the chart shows the last one's curves.
 
@@ -45,7 +46,7 @@ async function measure() {
   state.faithRunning = true;
   $('#faith-run').disabled = true;
   setError('faith', '');
-  setStatus('faith', `Measuring ${rowName(method)}: ${4 * (STEPS + 1) + 20} forward passes…`, true);
+  setStatus('faith', `Measuring ${rowName(method)}: ${4 * (STEPS + 1) + 20} forward passes and one backward…`, true);
   const t0 = performance.now();
   try {
     const result = await compute.call('faithfulness', { steps: STEPS }, { slot: 'faith' });
@@ -83,6 +84,7 @@ function drawTable() {
       cell('td', m.insertion.auc.toFixed(3), `a random map: ${m.random_insertion.auc.toFixed(3)}`),
       cell('td', signed(m.road.combined)),
       cell('td', signed(m.confidence_change)),
+      cell('td', m.sanity.rank_correlation.toFixed(2), `the map again after the layers above ${m.sanity.randomized_after} were re-initialized at random`),
     );
     return tr;
   });
@@ -90,7 +92,7 @@ function drawTable() {
   if (first) {
     const tr = document.createElement('tr');
     tr.className = 'baseline';
-    tr.append(cell('th', 'a random map'), cell('td', first.random_deletion.auc.toFixed(3)), cell('td', first.random_insertion.auc.toFixed(3)), cell('td', '—'), cell('td', '—'));
+    tr.append(cell('th', 'a random map'), cell('td', first.random_deletion.auc.toFixed(3)), cell('td', first.random_insertion.auc.toFixed(3)), cell('td', '—'), cell('td', '—'), cell('td', '—'));
     body.push(tr);
   }
   table.tBodies[0].replaceChildren(...body);
