@@ -16,7 +16,7 @@ use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
 use convlens::viz::faithfulness::{faithfulness, sanity_check, Faithfulness, MetricOptions, SanityCheck};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
-use convlens::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score};
+use convlens::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
 
 /// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
 macro_rules! say {
@@ -183,6 +183,10 @@ enum Command {
         /// (pytorch-grad-cam's eigen_smooth): less noise.
         #[arg(long)]
         eigen_smooth: bool,
+        /// The mean map of the photo mirrored or not, times 0.9, 1 and 1.1 (pytorch-grad-cam's
+        /// aug_smooth): six backward passes, steadier maps.
+        #[arg(long)]
+        aug_smooth: bool,
         #[arg(long, value_enum, default_value_t = Colormap::Jet)]
         colormap: Colormap,
         #[arg(long, default_value_t = 0.4)]
@@ -233,15 +237,16 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let options = FilterOptions { first, count, size, steps, seed, step_size, mode, ..FilterOptions::book(&layer) };
             filters_cmd(&net, &options, out.as_deref(), each.as_deref(), json, quiet).await
         }
-        Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, colormap, opacity, out, metrics, json } => {
+        Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, aug_smooth, colormap, opacity, out, metrics, json } => {
             let net = model.open(backend)?;
             let layer = layer.unwrap_or_else(|| net.default_cam_layer().to_string());
             let photo = photo(&image)?;
-            let cam = smoothed_class_activation_map(&net, &photo, &layer, class.0, method, score, eigen_smooth).await.map_err(|e| e.to_string())?;
+            let smoothing = Smoothing { eigen: eigen_smooth, augment: aug_smooth };
+            let cam = smoothed_class_activation_map(&net, &photo, &layer, class.0, method, score, smoothing).await.map_err(|e| e.to_string())?;
             let metrics = match metrics {
                 true => {
                     let faith = faithfulness(&net, &photo, &cam, &MetricOptions::default()).await.map_err(|e| e.to_string())?;
-                    let sanity = sanity_check(&net, &photo, &cam, method, eigen_smooth, 0).await.map_err(|e| e.to_string())?;
+                    let sanity = sanity_check(&net, &photo, &cam, method, smoothing, 0).await.map_err(|e| e.to_string())?;
                     Some((faith, sanity))
                 }
                 false => None,

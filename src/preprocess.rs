@@ -36,6 +36,31 @@ impl Preprocessing {
         choice::parse("preprocessing", name)
     }
 
+    /// Per source RGB channel, the (scale, shift) of the output channel that reads it.
+    pub fn affine_by_source(self) -> [(f32, f32); 3] {
+        let mut out = [(1.0, 0.0); 3];
+        for (src, scale, shift) in self.affine() {
+            out[src] = (scale, shift);
+        }
+        out
+    }
+
+    /// Pixels (channel-major [3][plane]) whose preprocessed values are the originals' times
+    /// `factor(i)` at pixel i, as pytorch-grad-cam multiplies its input tensor:
+    /// (p·s + t)·m = p'·s + t  ⇒  p' = p·m + (t/s)(m − 1).
+    pub fn times(self, pixels: &[f32], factor: impl Fn(usize) -> f32) -> Vec<f32> {
+        let plane = pixels.len() / 3;
+        let affine = self.affine_by_source();
+        let mut out = pixels.to_vec();
+        for (c, &(scale, shift)) in affine.iter().enumerate() {
+            for (i, v) in out[c * plane..(c + 1) * plane].iter_mut().enumerate() {
+                let m = factor(i);
+                *v = *v * m + shift / scale * (m - 1.0);
+            }
+        }
+        out
+    }
+
     /// Per output channel: (source RGB channel, scale, shift): out_c = x[src] * scale + shift.
     pub fn affine(self) -> [(usize, f32, f32); 3] {
         match self {

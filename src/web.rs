@@ -24,7 +24,7 @@ use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::faithfulness::{faithfulness, sanity_check, MetricOptions};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Progress};
-use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score};
+use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -78,7 +78,7 @@ struct State {
 struct KeptCam {
     cam: Cam,
     method: CamMethod,
-    eigen_smooth: bool,
+    smoothing: Smoothing,
 }
 
 impl State {
@@ -165,6 +165,9 @@ struct CamOptions {
     /// The first principal component instead of the sum (pytorch-grad-cam's eigen_smooth).
     #[serde(default)]
     eigen_smooth: bool,
+    /// The mean map over mirrored and brightened copies (pytorch-grad-cam's aug_smooth).
+    #[serde(default)]
+    aug_smooth: bool,
 }
 
 /// A filter-pattern request.
@@ -282,7 +285,7 @@ impl Engine {
     }
 
     /// Class activation map: `options` {layer, class (absent or negative: the top class),
-    /// method: gradcam | gradcam++ | layercam, eigen_smooth, colormap, opacity}. Resolves to
+    /// method: gradcam | gradcam++ | layercam, eigen_smooth, aug_smooth, colormap, opacity}. Resolves to
     /// {info: {layer, class, label, prob, height, width}, overlay: picture} — the core's overlay,
     /// the same the CLI writes. The map is kept for `overlay()`.
     pub fn gradcam(&self, options: JsValue) -> js_sys::Promise {
@@ -293,12 +296,13 @@ impl Engine {
             let method = CamMethod::parse(o.method.as_deref().unwrap_or("gradcam"))?;
             let (colormap, opacity) = look(o.colormap.as_deref(), o.opacity)?;
             let class = o.class.and_then(|c| usize::try_from(c).ok());
-            let cam = smoothed_class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability, o.eigen_smooth).await?;
+            let smoothing = Smoothing { eigen: o.eigen_smooth, augment: o.aug_smooth };
+            let cam = smoothed_class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability, smoothing).await?;
             let picture = picture(&overlay(&cam, &photo, colormap, opacity))?;
             let info =
                 serde_json::json!({"layer": cam.layer, "class": cam.class, "label": cam.label, "prob": cam.prob, "height": cam.height, "width": cam.width});
             if state.unchanged(&net, &photo) {
-                *state.cam.borrow_mut() = Some(Rc::new(KeptCam { cam, method, eigen_smooth: o.eigen_smooth }));
+                *state.cam.borrow_mut() = Some(Rc::new(KeptCam { cam, method, smoothing }));
             }
             let out = Object::new();
             set(&out, "info", &to_js(&info)?)?;
@@ -326,7 +330,7 @@ impl Engine {
             let (net, photo) = (state.net()?, state.photo()?);
             let options = MetricOptions { steps, ..MetricOptions::default() };
             let metrics = faithfulness(&net, &photo, &kept.cam, &options).await?;
-            let sanity = sanity_check(&net, &photo, &kept.cam, kept.method, kept.eigen_smooth, 0).await?;
+            let sanity = sanity_check(&net, &photo, &kept.cam, kept.method, kept.smoothing, 0).await?;
             let out = to_js(&metrics)?;
             Reflect::set(&out, &"sanity".into(), &to_js(&sanity)?).map_err(|_| JsError::new("cannot attach the sanity check"))?;
             Ok(out)

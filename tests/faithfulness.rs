@@ -58,7 +58,7 @@ fn sanity_check_notices_a_randomized_head() {
     let net = Network::from_weights(WeightSet::from_safetensors(&weights).unwrap(), &Backend::Cpu.device().unwrap()).unwrap();
     let photo = decode(&std::fs::read(fixture("cat_224.png")).unwrap()).unwrap();
     let cam = pollster::block_on(class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability)).unwrap();
-    let check = pollster::block_on(sanity_check(&net, &photo, &cam, CamMethod::GradCam, false, 0)).unwrap();
+    let check = pollster::block_on(sanity_check(&net, &photo, &cam, CamMethod::GradCam, Default::default(), 0)).unwrap();
     eprintln!("sanity check, Grad-CAM at _conv_head, head re-initialized: rank correlation {:.3}", check.rank_correlation);
     assert!(check.rank_correlation < 0.9, "the map did not change with a random head: {}", check.rank_correlation);
     let last = net.layers().last().unwrap().name.clone();

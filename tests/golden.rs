@@ -180,13 +180,14 @@ fn activation_walk_equals_one_forward_pass() {
     assert!(pollster::block_on(walk.get(&net, "no_such_layer")).is_err());
 }
 
-/// eigen_smooth as pytorch-grad-cam 1.5.7 computes it (tests/fixtures/eigen_smooth.json, from
+/// eigen_smooth and aug_smooth as pytorch-grad-cam 1.5.7 computes them (tests/fixtures/smoothing.json, from
 /// tests/fixtures/make_faithfulness.py): its `get_2d_projection` on a seeded matrix (up to the
-/// principal component's arbitrary sign), and its GradCAM(eigen_smooth=True) on the real Lite0.
+/// principal component's arbitrary sign), and its GradCAM(eigen_smooth / aug_smooth=True) on the
+/// real Lite0.
 #[test]
-fn eigen_smooth_matches_pytorch_grad_cam() {
-    use convlens::viz::gradcam::{eigen_projection, smoothed_class_activation_map};
-    let gold = golden("eigen_smooth.json");
+fn smoothing_matches_pytorch_grad_cam() {
+    use convlens::viz::gradcam::{eigen_projection, smoothed_class_activation_map, Smoothing};
+    let gold = golden("smoothing.json");
     let p = &gold["projection"];
     let (ours, theirs) = (eigen_projection(&floats(&p["values"]), 6), floats(&p["expected"]));
     let sign = if ours.iter().zip(&theirs).map(|(a, b)| a * b).sum::<f32>() < 0.0 { -1.0 } else { 1.0 };
@@ -198,9 +199,26 @@ fn eigen_smooth_matches_pytorch_grad_cam() {
     let lite = &gold["lite0"];
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/{}", root(), lite["input"].as_str().unwrap())).unwrap()).unwrap();
     let class = lite["class"].as_u64().map(|c| c as usize);
-    let cam = pollster::block_on(smoothed_class_activation_map(&net, &photo, "_conv_head", class, CamMethod::GradCam, Score::Probability, true)).unwrap();
+    let cam = pollster::block_on(smoothed_class_activation_map(
+        &net,
+        &photo,
+        "_conv_head",
+        class,
+        CamMethod::GradCam,
+        Score::Probability,
+        Smoothing { eigen: true, augment: false },
+    ))
+    .unwrap();
     let reference = floats(&lite["gradcam_eigen_smooth"]);
     let (r, err) = (correlation(&cam.map, &reference), relative_error(&cam.map, &reference));
     eprintln!("eigen_smooth vs pytorch-grad-cam: projection max |Δ| {worst:.2e}; Lite0 map r = {r:.6}, max error {err:.2e}");
     assert!(r > 0.999 && err < 1e-2, "Lite0 eigen-smoothed map: r = {r}, max error {err}");
+
+    // aug_smooth: pytorch-grad-cam averages its min-max-normalized maps and does not renormalize;
+    // ours renormalizes to a maximum of 1, so the maps compare by correlation.
+    let smoothing = Smoothing { eigen: false, augment: true };
+    let cam = pollster::block_on(smoothed_class_activation_map(&net, &photo, "_conv_head", class, CamMethod::GradCam, Score::Probability, smoothing)).unwrap();
+    let r = correlation(&cam.map, &floats(&lite["gradcam_aug_smooth"]));
+    eprintln!("aug_smooth vs pytorch-grad-cam: Lite0 map r = {r:.6}");
+    assert!(r > 0.999, "Lite0 aug-smoothed map: r = {r}");
 }

@@ -244,8 +244,9 @@ const ops = {
 
   // The map's overlay is the core's (the one the CLI writes); `overlay` redraws it in another
   // colormap or opacity without computing the map again.
-  async gradcam({ layer, cls, method, eigenSmooth, colormap, opacity }, _report, transfer) {
-    const { info, overlay } = await needEngine().gradcam({ layer, class: cls, method, eigen_smooth: eigenSmooth, colormap, opacity });
+  async gradcam({ layer, cls, method, eigenSmooth, augSmooth, colormap, opacity }, _report, transfer) {
+    const options = { layer, class: cls, method, eigen_smooth: eigenSmooth, aug_smooth: augSmooth, colormap, opacity };
+    const { info, overlay } = await needEngine().gradcam(options);
     return { info, overlay: picture(overlay, transfer) };
   },
 

@@ -7,4 +7,4 @@ pub mod photo;
 
 pub use colormap::Colormap;
 pub use grid::Rgba;
-pub use photo::{decode, squash, to_pixels, Photo};
+pub use photo::{decode, planes, squash, to_pixels, Photo};

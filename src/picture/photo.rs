@@ -101,16 +101,20 @@ pub fn to_pixels(photos: &[Photo], device: &Device) -> Result<Tensor<4>> {
     if photos.iter().any(|p| p.dimensions() != (w, h)) {
         return Err(Error::invalid("photos in one batch must have the same size"));
     }
-    let (w, h) = (w as usize, h as usize);
-    let mut data = vec![0f32; photos.len() * 3 * h * w];
-    for (n, photo) in photos.iter().enumerate() {
-        for (i, px) in photo.pixels().enumerate() {
-            for c in 0..3 {
-                data[(n * 3 + c) * h * w + i] = px[c] as f32;
-            }
+    let data: Vec<f32> = photos.iter().flat_map(planes).collect();
+    Ok(Tensor::from_data(TensorData::new(data, [photos.len(), 3, h as usize, w as usize]), device))
+}
+
+/// A photo's pixels 0–255 as f32, channel-major [3][H·W].
+pub fn planes(photo: &Photo) -> Vec<f32> {
+    let plane = (photo.width() * photo.height()) as usize;
+    let mut data = vec![0f32; 3 * plane];
+    for (i, px) in photo.pixels().enumerate() {
+        for c in 0..3 {
+            data[c * plane + i] = px[c] as f32;
         }
     }
-    Ok(Tensor::from_data(TensorData::new(data, [photos.len(), 3, h, w]), device))
+    data
 }
 
 #[cfg(test)]

@@ -26,8 +26,8 @@ use serde::Serialize;
 use crate::backend::read_f32;
 use crate::error::{Error, Result};
 use crate::network::Network;
-use crate::picture::{squash, Photo};
-use crate::viz::gradcam::{smoothed_class_activation_map, upsample, Cam, CamMethod, Score};
+use crate::picture::{planes, squash, Photo};
+use crate::viz::gradcam::{smoothed_class_activation_map, upsample, Cam, CamMethod, Score, Smoothing};
 
 /// How the metrics are run.
 #[derive(Debug, Clone)]
@@ -106,24 +106,12 @@ pub async fn faithfulness(net: &Network, photo: &Photo, cam: &Cam, options: &Met
         return Err(Error::invalid("ROAD's percentiles are between 1 and 99"));
     }
     let [height, width] = net.input_hw();
-    let squashed = squash(photo, [height, width]);
-    let plane = width * height;
-    let mut pixels = vec![0f32; 3 * plane];
-    for (i, px) in squashed.pixels().enumerate() {
-        for c in 0..3 {
-            pixels[c * plane + i] = px[c] as f32;
-        }
-    }
-    let input = Input { width, height, pixels };
+    let input = Input { width, height, pixels: planes(&squash(photo, [height, width])) };
     let saliency = upsample(cam, width, height);
     let mut rng = SplitMix(options.seed);
     let random_map = Cam { map: (0..cam.map.len()).map(|_| rng.uniform()).collect(), ..cam.clone() };
     let random = upsample(&random_map, width, height);
-    // Per source pixel channel: (scale, shift) of the preprocessing that reads it.
-    let mut affine = [(1.0f32, 0.0f32); 3];
-    for (src, scale, shift) in net.preprocessing.affine() {
-        affine[src] = (scale, shift);
-    }
+    let affine = net.preprocessing.affine_by_source();
     let blurred = blur(&input);
 
     // One list of inputs, scored in batches: the photo, the map's deletion and insertion images,
@@ -134,7 +122,7 @@ pub async fn faithfulness(net: &Network, photo: &Photo, cam: &Cam, options: &Met
         images.extend(deletion.into_iter().chain(insertion));
     }
     images.extend(road_images(&input, &saliency, &options.percentiles, options.noise, &affine, &mut rng));
-    images.push(multiplied(&input, &saliency, &affine));
+    images.push(net.preprocessing.times(&input.pixels, |i| saliency[i]));
     let scores = class_scores(net, &input, &images, cam.class).await?;
 
     let (prob, rest) = scores.split_first().ok_or_else(|| Error::Backend("no scores came back".into()))?;
@@ -172,13 +160,13 @@ pub struct SanityCheck {
     pub randomized_map: Vec<f32>,
 }
 
-/// The sanity check of `cam`, made with `method` (and `eigen_smooth`) on `net`: every layer after
+/// The sanity check of `cam`, made with `method` (and `smoothing`) on `net`: every layer after
 /// the map's is re-initialized (He-normal weights from `seed`, zero biases), the map made again
 /// for the same class, and ranked against the original.
-pub async fn sanity_check(net: &Network, photo: &Photo, cam: &Cam, method: CamMethod, eigen_smooth: bool, seed: u64) -> Result<SanityCheck> {
+pub async fn sanity_check(net: &Network, photo: &Photo, cam: &Cam, method: CamMethod, smoothing: Smoothing, seed: u64) -> Result<SanityCheck> {
     let mut rng = SplitMix(seed);
     let random = net.randomized_after(&cam.layer, &mut || rng.normal())?;
-    let again = smoothed_class_activation_map(&random, photo, &cam.layer, Some(cam.class), method, Score::Probability, eigen_smooth).await?;
+    let again = smoothed_class_activation_map(&random, photo, &cam.layer, Some(cam.class), method, Score::Probability, smoothing).await?;
     Ok(SanityCheck { randomized_after: cam.layer.clone(), rank_correlation: spearman(&cam.map, &again.map), randomized_map: again.map })
 }
 
@@ -386,19 +374,6 @@ impl Sparse {
         }
         x
     }
-}
-
-/// The input multiplied by the map in the preprocessed space, written back as pixels:
-/// (p·s + t)·m = p'·s + t  ⇒  p' = p·m + (t/s)(m − 1).
-fn multiplied(input: &Input, saliency: &[f32], affine: &[(f32, f32); 3]) -> Vec<f32> {
-    let plane = input.plane();
-    let mut out = input.pixels.clone();
-    for (c, &(scale, shift)) in affine.iter().enumerate() {
-        for (i, &m) in saliency.iter().enumerate() {
-            out[c * plane + i] = input.pixels[c * plane + i] * m + shift / scale * (m - 1.0);
-        }
-    }
-    out
 }
 
 /// RISE's insertion canvas: a Gaussian blur (σ = 5, 11 taps), edges clamped.

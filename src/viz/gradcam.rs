@@ -9,7 +9,9 @@ use crate::backend::read_f32;
 use crate::choice::{self, ValueEnum};
 use crate::error::{Error, Result};
 use crate::network::Network;
-use crate::picture::{squash, to_pixels, Colormap, Photo, Rgba};
+use burn::tensor::{Tensor, TensorData};
+
+use crate::picture::{planes, squash, Colormap, Photo, Rgba};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
 pub enum CamMethod {
@@ -59,8 +61,9 @@ struct LayerGradient {
     prob: f32,
 }
 
-/// Runs the photo to `layer`, then from there to the class score, and differentiates it.
-async fn layer_gradient(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, score: Score) -> Result<LayerGradient> {
+/// Runs the pixels [1, 3, H, W] to `layer`, then from there to the class score, and
+/// differentiates it.
+async fn layer_gradient(net: &Network, pixels: Tensor<4>, layer: &str, class: Option<usize>, score: Score) -> Result<LayerGradient> {
     let info = net.layer(layer)?;
     if !info.has_map() {
         return Err(Error::Layer(format!(
@@ -73,7 +76,6 @@ async fn layer_gradient(net: &Network, photo: &Photo, layer: &str, class: Option
     if let Some(c) = class.filter(|c| *c >= classes) {
         return Err(Error::invalid(format!("class {c} does not exist: {} has classes 0..{}", net.name, classes - 1)));
     }
-    let pixels = to_pixels(&[squash(photo, net.input_hw())], net.device())?;
     // The layer's output becomes a leaf, so the backward stops there (no gradient through the body).
     let (activation, logits) = net.forward_tapped(pixels, layer)?;
     let probs = net.probabilities(logits.clone());
@@ -193,14 +195,23 @@ fn normalize(mut map: Vec<f32>) -> Vec<f32> {
     map
 }
 
-/// The class activation map of `photo` for `class` (None: the top class) at `layer`.
-pub async fn class_activation_map(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, method: CamMethod, score: Score) -> Result<Cam> {
-    smoothed_class_activation_map(net, photo, layer, class, method, score, false).await
+/// pytorch-grad-cam's two smoothing options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Smoothing {
+    /// The first principal component of the weighted activations instead of their sum: the
+    /// dominant pattern, less noise (`eigen_smooth`).
+    pub eigen: bool,
+    /// The mean map of six versions of the photo, mirrored or not, times 0.9, 1 or 1.1 in the
+    /// preprocessed space, each map mirrored back (`aug_smooth`, ttach's transforms); renormalized.
+    pub augment: bool,
 }
 
-/// `class_activation_map`, with `eigen_smooth` (pytorch-grad-cam's option): the first principal
-/// component of the weighted activations instead of their sum, which keeps the dominant pattern
-/// and drops the noise.
+/// The class activation map of `photo` for `class` (None: the top class) at `layer`.
+pub async fn class_activation_map(net: &Network, photo: &Photo, layer: &str, class: Option<usize>, method: CamMethod, score: Score) -> Result<Cam> {
+    smoothed_class_activation_map(net, photo, layer, class, method, score, Smoothing::default()).await
+}
+
+/// `class_activation_map` with pytorch-grad-cam's smoothing options.
 pub async fn smoothed_class_activation_map(
     net: &Network,
     photo: &Photo,
@@ -208,19 +219,42 @@ pub async fn smoothed_class_activation_map(
     class: Option<usize>,
     method: CamMethod,
     score: Score,
-    eigen_smooth: bool,
+    smoothing: Smoothing,
 ) -> Result<Cam> {
-    let g = layer_gradient(net, photo, layer, class, score).await?;
-    let [_, height, width] = net.layer(layer)?.shape;
+    let [height, width] = net.input_hw();
+    let pixels = planes(&squash(photo, [height, width]));
+    let tensor = |values: Vec<f32>| Tensor::<4>::from_data(TensorData::new(values, [1, 3, height, width]), net.device());
+    let g = layer_gradient(net, tensor(pixels.clone()), layer, class, score).await?;
+    let [_, map_height, map_width] = net.layer(layer)?.shape;
+    let mut map = combine(method, &g, smoothing.eigen);
+    if smoothing.augment {
+        map.iter_mut().for_each(|v| *v = 0.0);
+        for mirrored in [false, true] {
+            let source = if mirrored { mirror(&pixels, width) } else { pixels.clone() };
+            for factor in [0.9f32, 1.0, 1.1] {
+                let augmented = net.preprocessing.times(&source, |_| factor);
+                let g = layer_gradient(net, tensor(augmented), layer, Some(g.class), score).await?;
+                let one = combine(method, &g, smoothing.eigen);
+                let one = if mirrored { mirror(&one, map_width) } else { one };
+                map.iter_mut().zip(one).for_each(|(m, v)| *m += v / 6.0);
+            }
+        }
+        map = normalize(map);
+    }
     Ok(Cam {
         layer: layer.to_string(),
         class: g.class,
         label: net.labels.get(g.class).cloned().unwrap_or_default(),
         prob: g.prob,
-        height,
-        width,
-        map: combine(method, &g, eigen_smooth),
+        height: map_height,
+        width: map_width,
+        map,
     })
+}
+
+/// Rows of `width` values (one plane or several, channel after channel) mirrored left to right.
+fn mirror(values: &[f32], width: usize) -> Vec<f32> {
+    values.chunks(width).flat_map(|row| row.iter().rev().copied()).collect()
 }
 
 /// Bilinear upsampling of the map to `width`×`height` (pixel-centre aligned, as cv2.resize).

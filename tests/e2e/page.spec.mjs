@@ -112,6 +112,17 @@ test.describe('the bundled model, step by step on one page', () => {
     await page.selectOption('[data-testid="gradcam-method"]', 'gradcam');
   });
 
+  test('aug-smooth: six copies of the photo make the map, and the link keeps it', async ({ backend }) => {
+    test.skip(backend !== 'cpu', 'six backward passes: over a minute on SwiftShader');
+    await page.check('[data-testid="gradcam-aug"]');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="gradcam"][data-aug="true"]', { timeout: WAIT });
+    expect(await page.evaluate(() => location.hash)).toContain('aug=1');
+    const diff = await overlayDiff(page, 'cat.jpg', [0.3, 0.25, 0.4, 0.5]);
+    expect(diff, 'the aug-smoothed overlay barely differs from the photo').toBeGreaterThan(8);
+    await page.uncheck('[data-testid="gradcam-aug"]');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-aug="false"]', { timeout: WAIT });
+  });
+
   test('activations render, a click enlarges a channel', async () => {
     const t0 = Date.now();
     await page.click('[role="tab"][data-view="activations"]');

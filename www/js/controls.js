@@ -70,6 +70,7 @@ export function readControls() {
   g.layer = $('#cam-layer').value || null;
   g.method = $('#cam-method').value;
   g.eigenSmooth = $('#cam-eigen').checked;
+  g.augSmooth = $('#cam-aug').checked;
   g.colormap = $('#cam-colormap').value;
   g.opacity = Number($('#cam-opacity').value);
   const a = state.act;
@@ -146,7 +147,7 @@ export function wireViewControls() {
       selectView(tabs[(next + tabs.length) % tabs.length].dataset.view, { focus: true });
     });
   }
-  for (const id of ['#cam-layer', '#cam-method', '#cam-eigen', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-first', '#flt-steps']) {
+  for (const id of ['#cam-layer', '#cam-method', '#cam-eigen', '#cam-aug', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-first', '#flt-steps']) {
     $(id).addEventListener('change', onControlChange);
   }
   for (const button of $$('button.download')) {

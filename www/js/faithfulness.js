@@ -21,9 +21,13 @@ const measured = { base: null, byMethod: new Map(), last: null };
 
 // The Grad-CAM key without its smoothing and method: results under one base compare methods.
 const baseOf = (key) => key.split('|').slice(0, -2).join('|');
-// A row of the table: the method, eigen-smoothed or not.
-const rowOf = (g) => `${g.method}${g.eigenSmooth ? '+eigen' : ''}`;
-const rowName = (row) => `${METHOD_NAMES[row.replace('+eigen', '')] || row}${row.endsWith('+eigen') ? ', eigen-smoothed' : ''}`;
+// A row of the table: the method and its smoothing.
+const rowOf = (g) => `${g.method}${g.eigenSmooth ? '+eigen' : ''}${g.augSmooth ? '+aug' : ''}`;
+const rowName = (row) => {
+  const [method, ...smoothing] = row.split('+');
+  const words = { eigen: 'eigen-smoothed', aug: 'aug-smoothed' };
+  return [METHOD_NAMES[method] || method, ...smoothing.map((s) => words[s])].join(', ');
+};
 
 // The table, chart and button for the map now shown (after a new map, a new photo, …).
 export function showFaithfulness() {

@@ -71,7 +71,7 @@ export function updateGradcam() {
     const t0 = performance.now();
     try {
       const look = lookOf(g);
-      const out = await compute.call('gradcam', { layer: g.layer, cls: g.cls, method: g.method, eigenSmooth: g.eigenSmooth, colormap: g.colormap, opacity: g.opacity }, { slot: 'gradcam' });
+      const out = await compute.call('gradcam', { layer: g.layer, cls: g.cls, method: g.method, eigenSmooth: g.eigenSmooth, augSmooth: g.augSmooth, colormap: g.colormap, opacity: g.opacity }, { slot: 'gradcam' });
       if (!current()) return;
       drawPicture(canvas, out.overlay);
       Object.assign(shown, { map: keys().gradcam, look });
@@ -83,6 +83,7 @@ export function updateGradcam() {
       canvas.dataset.class = String(info.class);
       canvas.dataset.method = g.method;
       canvas.dataset.eigen = String(g.eigenSmooth);
+      canvas.dataset.aug = String(g.augSmooth);
       canvas.setAttribute('aria-label', `Grad-CAM heatmap for “${info.label}” over the photo`);
       $('#gradcam-caption').textContent =
         `Evidence for “${info.label}” (class ${info.class}, probability ${percent(info.prob)}), ` +

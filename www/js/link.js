@@ -1,5 +1,5 @@
 // The URL hash (#model=…&view=…&layer=…&class=…&labels=…&sample=…&backend=…&weights=…&prep=…
-// &method=…&eigen=1&first=…&count=…&mode=…) mirrors what is shown, so a link reproduces the view:
+// &method=…&eigen=1&aug=1&first=…&count=…&mode=…) mirrors what is shown, so a link reproduces the view:
 // writeHash() after every change, applyHash() at start and when the user edits the address.
 
 import { $, setError } from './dom.js';
@@ -50,6 +50,7 @@ export function writeHash() {
   const method = pending?.method || state.gradcam.method;
   if (method && method !== 'gradcam') params.set('method', method);
   if (pending ? pending.eigen : state.gradcam.eigenSmooth) params.set('eigen', '1');
+  if (pending ? pending.aug : state.gradcam.augSmooth) params.set('aug', '1');
   if (state.view === 'filters' || pending?.first !== undefined) {
     const f = state.filters;
     params.set('first', String(pending?.first ?? f.first));
@@ -78,7 +79,7 @@ export function applyHash(initial) {
   const weights = /^https?:\/\//i.test(h.weights || '') ? h.weights : undefined;
   const count = /^\d+$/.test(h.count || '') ? Number(h.count) : undefined;
   const first = /^\d+$/.test(h.first || '') ? Number(h.first) : undefined;
-  state.pendingHash = { view: state.view, layer: h.layer || null, cls, model, labels, weights, prep: h.prep || undefined, method: h.method, eigen: h.eigen === '1', first, count, mode: h.mode };
+  state.pendingHash = { view: state.view, layer: h.layer || null, cls, model, labels, weights, prep: h.prep || undefined, method: h.method, eigen: h.eigen === '1', aug: h.aug === '1', first, count, mode: h.mode };
 
   if (!initial) {
     if (backendChanged) {
@@ -127,6 +128,7 @@ export function applyPendingHash() {
   };
   choose('#cam-method', pending.method);
   $('#cam-eigen').checked = Boolean(pending.eigen);
+  $('#cam-aug').checked = Boolean(pending.aug);
   choose('#flt-mode', pending.mode);
   choose('#flt-count', pending.count);
   if (pending.first !== undefined) $('#flt-first').value = String(Math.min(pending.first, Math.max(0, filterChannels() - 1)));

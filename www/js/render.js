@@ -17,7 +17,7 @@ export function keys() {
   return {
     predict: `${base}|${state.labelsGen}`,
     // Not the colormap or opacity: the overlay is redrawn from the map the worker keeps.
-    gradcam: `${base}|${state.labelsGen}|${g.layer}|${g.cls}|${g.eigenSmooth}|${g.method}`,
+    gradcam: `${base}|${state.labelsGen}|${g.layer}|${g.cls}|${g.eigenSmooth}${g.augSmooth ? '+aug' : ''}|${g.method}`,
     activations: `${base}|${a.layer}|${a.colormap}`,
     channel: `${base}|${a.layer}|${a.channel}|${a.colormap}`,
     stats: base,

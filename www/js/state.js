@@ -23,7 +23,7 @@ export const state = {
   photoLoadGen: 0,
   photoOnEngine: -1,
   view: 'gradcam',
-  gradcam: { layer: null, cls: -1, method: 'gradcam', eigenSmooth: false, colormap: 'jet', opacity: 0.4 },
+  gradcam: { layer: null, cls: -1, method: 'gradcam', eigenSmooth: false, augSmooth: false, colormap: 'jet', opacity: 0.4 },
   // A faithfulness measurement is running (its button waits).
   faithRunning: false,
   act: { layer: null, colormap: 'viridis', channel: 0, shape: null, grid: null },
