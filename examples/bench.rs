@@ -27,6 +27,7 @@ use convlens::models::{imagenet_labels, vgg16};
 use convlens::network::Network;
 use convlens::picture::{decode, squash, to_pixels, Colormap, Photo};
 use convlens::preprocess::Preprocessing;
+use convlens::random::SplitMix;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers, LayerActivation, LayerStats};
 use convlens::viz::filters::{filter_patterns, FilterOptions};
 use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
@@ -80,16 +81,12 @@ fn err(e: impl std::fmt::Display) -> String {
 // Seeded VGG16
 // ------------------------------------------------------------------------------------------------
 
-/// SplitMix64 with Box–Muller: standard normal values, the same on every machine.
-struct Normal(u64);
+/// SplitMix64 with Box–Muller in f64: standard normal values, the same on every machine.
+struct Normal(SplitMix);
 
 impl Normal {
     fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform_f64()
     }
 
     /// `n` values of N(0, std²), two per Box–Muller draw.
@@ -118,7 +115,7 @@ fn seed_vgg16(out: &str) -> Res<()> {
         labels: imagenet_labels(),
     };
     let mut set = WeightSet::new(meta);
-    let mut rng = Normal(VGG16_SEED);
+    let mut rng = Normal(SplitMix(VGG16_SEED));
     let mut cin = 3;
     for ((block, convs), width) in vgg16::BLOCKS.into_iter().zip(VGG16_WIDTHS) {
         for i in 1..=convs {

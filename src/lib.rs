@@ -14,6 +14,7 @@ pub mod open;
 pub mod picture;
 pub mod predict;
 pub mod preprocess;
+pub mod random;
 pub mod viz;
 
 #[cfg(target_family = "wasm")]

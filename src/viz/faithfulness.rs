@@ -27,6 +27,7 @@ use crate::backend::read_f32;
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::picture::{planes, squash, Photo};
+use crate::random::SplitMix;
 use crate::viz::gradcam::{smoothed_class_activation_map, upsample, Cam, CamMethod, Score, Smoothing};
 
 /// How the metrics are run.
@@ -412,27 +413,6 @@ async fn class_scores(net: &Network, input: &Input, images: &[Vec<f32>], class: 
         scores.extend(probs.chunks(classes).map(|row| row.get(class).copied().unwrap_or(0.0)));
     }
     Ok(scores)
-}
-
-/// SplitMix64: a seeded generator, the same on every machine.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// A standard normal value (Box–Muller).
-    fn normal(&mut self) -> f32 {
-        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-    }
 }
 
 #[cfg(test)]

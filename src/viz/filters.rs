@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::picture::grid::tile;
 use crate::picture::Rgba;
+use crate::random::SplitMix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AscentMode {
@@ -66,17 +67,8 @@ pub struct Progress<'a> {
 
 /// Deterministic uniform noise on the host, so a seed gives the same pixels on every backend.
 fn uniform_noise(seed: u64, len: usize) -> Vec<f32> {
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            // SplitMix64
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    let mut rng = SplitMix(seed ^ 0x9E37_79B9_7F4A_7C15);
+    (0..len).map(|_| rng.uniform()).collect()
 }
 
 /// The book's `deprocess_image`, per image: −mean, /(std + 1e-5), ×0.1, +0.5, clip 0–1, ×255.
