@@ -15,7 +15,7 @@ use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
 use convlens::viz::faithfulness::{faithfulness, sanity_check, Faithfulness, MetricOptions, SanityCheck};
-use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions};
+use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective};
 use convlens::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
 
 /// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
@@ -153,6 +153,10 @@ enum Command {
         step_size: f32,
         #[arg(long, value_enum, default_value_t = AscentMode::Classic)]
         mode: AscentMode,
+        /// channel: a channel's mean (the book); neuron: its centre unit; class: a class's logit
+        /// (then --filters are class indices and --layer is not used).
+        #[arg(long, value_enum, default_value_t = Objective::Channel)]
+        objective: Objective,
         /// Write the grid as PNG.
         #[arg(long, value_name = "PNG")]
         out: Option<PathBuf>,
@@ -229,12 +233,18 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Activations { model, image, layer, out, colormap, json } => {
             activations_cmd(&model.open(backend)?, &image, layer.as_deref(), out.as_deref(), colormap, json).await
         }
-        Command::Filters { model, layer, filters, size, steps, seed, step_size, mode, out, each, json, quiet } => {
+        Command::Filters { model, layer, filters, size, steps, seed, step_size, mode, objective, out, each, json, quiet } => {
             let net = model.open(backend)?;
-            let layer = layer.unwrap_or_else(|| net.default_filter_layer().to_string());
-            let channels = net.layer(&layer).map_err(|e| e.to_string())?.shape[0];
+            let (layer, channels) = match objective {
+                Objective::Class => ("class".to_string(), net.logit_count()),
+                _ => {
+                    let layer = layer.unwrap_or_else(|| net.default_filter_layer().to_string());
+                    let channels = net.layer(&layer).map_err(|e| e.to_string())?.shape[0];
+                    (layer, channels)
+                }
+            };
             let (first, count) = filters.unwrap_or((0, channels.min(64)));
-            let options = FilterOptions { first, count, size, steps, seed, step_size, mode, ..FilterOptions::book(&layer) };
+            let options = FilterOptions { first, count, size, steps, seed, step_size, mode, objective, ..FilterOptions::book(&layer) };
             filters_cmd(&net, &options, out.as_deref(), each.as_deref(), json, quiet).await
         }
         Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, aug_smooth, colormap, opacity, out, metrics, json } => {

@@ -23,7 +23,7 @@ use crate::predict::predict;
 use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::faithfulness::{faithfulness, sanity_check, MetricOptions};
-use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Progress};
+use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective, Progress};
 use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
 
 #[wasm_bindgen(start)]
@@ -180,6 +180,8 @@ struct FilterRequest {
     size: usize,
     steps: usize,
     mode: Option<String>,
+    /// channel (default), neuron or class.
+    objective: Option<String>,
     seed: u64,
     /// Send the current grid with the progress report every this many steps (0: never).
     preview_every: usize,
@@ -383,7 +385,7 @@ impl Engine {
     }
 
     /// Filter patterns: `options` {layer, first, count, size, steps, mode: classic | regularized,
-    /// seed, previewEvery}, optimized as one batch. `on_progress(step, steps, loss, grid_or_null)`
+    /// objective: channel | neuron | class, seed, previewEvery}, optimized as one batch. `on_progress(step, steps, loss, grid_or_null)`
     /// is called after every step (with the current grid every `previewEvery` steps); returning
     /// `false` cancels. Resolves to the final grid picture with a `tiles` array of each filter's.
     pub fn filters(&self, options: JsValue, on_progress: Function) -> js_sys::Promise {
@@ -392,6 +394,7 @@ impl Engine {
             let o: FilterRequest = from_js(options, "filter")?;
             let net = state.net()?;
             let mode = AscentMode::parse(o.mode.as_deref().unwrap_or("classic"))?;
+            let objective = Objective::parse(o.objective.as_deref().unwrap_or("channel"))?;
             let options = FilterOptions {
                 layer: o.layer,
                 first: o.first,
@@ -401,6 +404,7 @@ impl Engine {
                 step_size: 1.0,
                 seed: o.seed,
                 mode,
+                objective,
                 preview_every: o.preview_every,
             };
             let report = |p: Progress<'_>| {

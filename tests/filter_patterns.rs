@@ -88,3 +88,33 @@ fn bad_options_are_refused() {
     let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
     assert!(err.contains("unknown layer"), "{err}");
 }
+
+/// The neuron and class objectives (Olah et al. 2017) climb: the objective after the last step is
+/// well above the first step's, and a class's image, fed back through PNG, gives that class a
+/// higher probability than the gray-noise start.
+#[test]
+fn neuron_and_class_objectives_climb() {
+    use convlens::viz::filters::Objective;
+    let net = lite0();
+    for objective in [Objective::Neuron, Objective::Class] {
+        let layer = if objective == Objective::Class { "_conv_head" } else { "_blocks.4" };
+        let options = FilterOptions { first: 1, count: 2, size: 96, steps: 12, objective, ..FilterOptions::book(layer) };
+        let mut losses = Vec::new();
+        let patterns = pollster::block_on(filter_patterns(&net, &options, |p| {
+            losses.push(p.loss);
+            true
+        }))
+        .unwrap();
+        eprintln!("{objective:?}: objective {:.3} at step 1, {:.3} at step {}", losses[0], losses[losses.len() - 1], losses.len());
+        assert!(losses[losses.len() - 1] > losses[0] + 0.5 * losses[0].abs().max(0.1), "{objective:?} did not climb: {losses:?}");
+        if objective == Objective::Class {
+            let photos: Vec<Photo> = patterns.iter().map(|p| decode(&p.to_png().unwrap()).unwrap()).collect();
+            let probs = pollster::block_on(read_f32(net.probabilities(net.forward(to_pixels(&photos, net.device()).unwrap()).unwrap()))).unwrap();
+            let classes = net.logit_count();
+            for (i, class) in [1usize, 2].into_iter().enumerate() {
+                eprintln!("class {class} ({}): p = {:.4} on its image", net.labels[class], probs[i * classes + class]);
+                assert!(probs[i * classes + class] > 1.0 / classes as f32 * 5.0, "class {class} is not favoured by its image");
+            }
+        }
+    }
+}

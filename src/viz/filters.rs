@@ -32,6 +32,25 @@ impl AscentMode {
     }
 }
 
+/// What each image maximizes (Olah et al. 2017, "Feature Visualization": objectives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Objective {
+    /// The mean activation of a channel of `layer` (the book).
+    #[default]
+    Channel,
+    /// The activation of one unit: the centre position of a channel of `layer`.
+    Neuron,
+    /// A class's logit: what the network thinks the class looks like. The "filters" are class
+    /// indices and the layer is the output.
+    Class,
+}
+
+impl Objective {
+    pub fn parse(name: &str) -> Result<Self> {
+        choice::parse("objective", name)
+    }
+}
+
 /// What to optimize and how.
 #[derive(Debug, Clone)]
 pub struct FilterOptions {
@@ -45,6 +64,7 @@ pub struct FilterOptions {
     pub step_size: f32,
     pub seed: u64,
     pub mode: AscentMode,
+    pub objective: Objective,
     /// Hand back the current images every this many steps (0: never).
     pub preview_every: usize,
 }
@@ -52,7 +72,18 @@ pub struct FilterOptions {
 impl FilterOptions {
     /// The book's settings for a layer: 40 steps of size 1, 64×64 images, filters 0..64.
     pub fn book(layer: &str) -> Self {
-        Self { layer: layer.to_string(), first: 0, count: 64, size: 64, steps: 40, step_size: 1.0, seed: 0, mode: AscentMode::Classic, preview_every: 0 }
+        Self {
+            layer: layer.to_string(),
+            first: 0,
+            count: 64,
+            size: 64,
+            steps: 40,
+            step_size: 1.0,
+            seed: 0,
+            mode: AscentMode::Classic,
+            objective: Objective::Channel,
+            preview_every: 0,
+        }
     }
 }
 
@@ -90,13 +121,15 @@ pub fn pattern_grid(patterns: &[Rgba]) -> Rgba {
 }
 
 fn check(net: &Network, o: &FilterOptions) -> Result<usize> {
-    let info = net.layer(&o.layer)?;
-    let channels = info.shape[0];
+    let (channels, what) = match o.objective {
+        Objective::Class => (net.logit_count(), format!("{} has classes", net.name)),
+        _ => (net.layer(&o.layer)?.shape[0], format!("layer '{}' has filters", o.layer)),
+    };
     if o.count == 0 {
         return Err(Error::invalid("ask for at least one filter"));
     }
     if o.first + o.count > channels {
-        return Err(Error::invalid(format!("layer '{}' has filters 0..{}; {}..{} is out of range", o.layer, channels - 1, o.first, o.first + o.count - 1)));
+        return Err(Error::invalid(format!("{what} 0..{}; {}..{} is out of range", channels - 1, o.first, o.first + o.count - 1)));
     }
     if o.steps == 0 {
         return Err(Error::invalid("steps must be at least 1"));
@@ -104,7 +137,8 @@ fn check(net: &Network, o: &FilterOptions) -> Result<usize> {
     if !(8..=512).contains(&o.size) {
         return Err(Error::invalid(format!("size {} is out of range: choose 8 to 512 pixels", o.size)));
     }
-    net.check_input_size([o.size, o.size], &o.layer)?;
+    let last = net.layers().last().map(|l| l.name.clone()).unwrap_or_default();
+    net.check_input_size([o.size, o.size], if o.objective == Objective::Class { &last } else { &o.layer })?;
     Ok(channels)
 }
 
@@ -140,9 +174,7 @@ pub async fn filter_patterns(net: &Network, o: &FilterOptions, mut progress: imp
             }
         };
         let input = if (dx, dy) == (0, 0) { leaf.clone() } else { leaf.clone().roll(&[dy, dx], &[2, 3]) };
-        let activation = net.forward_until(input, &o.layer)?;
-        let [_, _, h, w] = activation.dims();
-        let per_image = (activation * select.clone()).sum_dims(&[1, 2, 3]).div_scalar((h * w) as f32);
+        let per_image = objective_values(net, o, input, &select)?;
         let loss = per_image.clone().sum();
         let grads = loss.backward();
         let grad = leaf.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the input".into()))?;
@@ -165,6 +197,28 @@ pub async fn filter_patterns(net: &Network, o: &FilterOptions, mut progress: imp
         crate::backend::yield_now().await;
     }
     to_patterns(x, b, s).await
+}
+
+/// Each image's objective [B, 1, 1, 1]: its own channel's mean (or centre unit) at `o.layer`, or
+/// its own class's logit. `select` is one-hot [B, C, 1, 1] over channels or classes.
+fn objective_values(net: &Network, o: &FilterOptions, input: Tensor<4>, select: &Tensor<4>) -> Result<Tensor<4>> {
+    Ok(match o.objective {
+        Objective::Channel => {
+            let activation = net.forward_until(input, &o.layer)?;
+            let [_, _, h, w] = activation.dims();
+            (activation * select.clone()).sum_dims(&[1, 2, 3]).div_scalar((h * w) as f32)
+        }
+        Objective::Neuron => {
+            let activation = net.forward_until(input, &o.layer)?;
+            let [_, _, h, w] = activation.dims();
+            (activation.narrow(2, h / 2, 1).narrow(3, w / 2, 1) * select.clone()).sum_dims(&[1, 2, 3])
+        }
+        Objective::Class => {
+            let logits = net.forward(input)?;
+            let [b, c] = logits.dims();
+            (logits.reshape([b, c, 1, 1]) * select.clone()).sum_dims(&[1, 2, 3])
+        }
+    })
 }
 
 async fn to_patterns(x: Tensor<4>, b: usize, s: usize) -> Result<Vec<Rgba>> {

@@ -179,6 +179,23 @@ test.describe('the bundled model, step by step on one page', () => {
     await shot(page, '4-filters');
   });
 
+  test('a class as the objective: what the network thinks "goldfish" looks like', async ({ backend }) => {
+    test.skip(backend !== 'cpu', 'a whole forward and backward per step: slow on SwiftShader');
+    await page.selectOption('[data-testid="filters-objective"]', 'class');
+    expect(await page.isDisabled('[data-testid="filters-layer"]'), 'the layer menu still looks used').toBe(true);
+    await page.fill('[data-testid="filters-first"]', '1');
+    await page.dispatchEvent('[data-testid="filters-first"]', 'change');
+    await page.click('[data-testid="filters-start"]');
+    await page.waitForFunction(() => /classes 1–4/.test(document.querySelector('#filters-status').textContent), null, { timeout: WAIT });
+    await page.waitForSelector('[data-testid="filters-canvas"][data-state="ready"]', { timeout: WAIT });
+    expect(await page.textContent('#filters-status')).not.toMatch(/error/i);
+    expect(await page.evaluate(() => location.hash)).toContain('objective=class');
+    await shot(page, '4b-class-objective');
+    await page.selectOption('[data-testid="filters-objective"]', 'channel');
+    await page.fill('[data-testid="filters-first"]', '0');
+    await page.dispatchEvent('[data-testid="filters-first"]', 'change');
+  });
+
   test('Cancel stops a long run, the page keeps working', async ({ backend }) => {
     test.skip(backend !== 'cpu', 'a 400-step run is for the CPU backend (SwiftShader is too slow)');
     await page.fill('[data-testid="filters-steps"]', '400');

@@ -90,6 +90,8 @@ export function readControls() {
   f.size = Number($('#flt-size').value);
   f.steps = Number($('#flt-steps').value);
   f.mode = $('#flt-mode').value;
+  f.objective = $('#flt-objective').value;
+  $('#flt-layer').disabled = f.objective === 'class';
   $('#flt-first').max = String(Math.max(0, filterChannels() - 1));
 }
 
@@ -147,7 +149,7 @@ export function wireViewControls() {
       selectView(tabs[(next + tabs.length) % tabs.length].dataset.view, { focus: true });
     });
   }
-  for (const id of ['#cam-layer', '#cam-method', '#cam-eigen', '#cam-aug', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-first', '#flt-steps']) {
+  for (const id of ['#cam-layer', '#cam-method', '#cam-eigen', '#cam-aug', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-objective', '#flt-first', '#flt-steps']) {
     $(id).addEventListener('change', onControlChange);
   }
   for (const button of $$('button.download')) {

@@ -8,8 +8,9 @@ import { state } from './state.js';
 import { handleFatal, startEngine } from './engine.js';
 import { refresh } from './render.js';
 
-// How many filters the chosen layer has.
+// How many filters the chosen layer has (classes, when a class is maximized).
 export function filterChannels() {
+  if (state.filters.objective === 'class') return state.model?.classes || 0;
   const layer = state.model?.layers.find((l) => l.name === state.filters.layer);
   return layer ? layer.shape[0] : 0;
 }
@@ -29,7 +30,8 @@ async function startFilters() {
     return;
   }
   if (!Number.isInteger(f.first) || f.first < 0 || f.first + count > channels) {
-    setError('filters', `${f.layer} has ${channels} filters: start from 0 to ${channels - count}`);
+    const what = f.objective === 'class' ? `the model has ${channels} classes` : `${f.layer} has ${channels} filters`;
+    setError('filters', `${what}: start from 0 to ${channels - count}`);
     return;
   }
   const canvas = $('#filters-canvas');
@@ -43,21 +45,23 @@ async function startFilters() {
   progress.max = f.steps;
   progress.value = 0;
   setCanvasState(canvas, 'busy');
-  const what = `${count} pattern${count === 1 ? '' : 's'} of ${f.layer} (filters ${f.first}–${f.first + count - 1})`;
+  const range = `${f.first}–${f.first + count - 1}`;
+  const what = f.objective === 'class' ? `${count} image${count === 1 ? '' : 's'} of classes ${range}` : `${count} pattern${count === 1 ? '' : 's'} of ${f.layer} (filters ${range})`;
   setStatus('filters', `Starting ${what}…`, true);
   const t0 = performance.now();
   const previewEvery = Math.max(1, Math.round(f.steps / 10));
   try {
     const out = await compute.call(
       'filters',
-      { layer: f.layer, first: f.first, count, size: f.size, steps: f.steps, mode: f.mode, seed: 0, previewEvery },
+      { layer: f.layer, first: f.first, count, size: f.size, steps: f.steps, mode: f.mode, objective: f.objective, seed: 0, previewEvery },
       {
         onProgress: (p) => {
           progress.value = p.step;
           const elapsed = performance.now() - t0;
           f.stepMs = elapsed / Math.max(1, p.step);
           const left = p.step > 0 ? (elapsed / p.step) * (p.steps - p.step) : 0;
-          const loss = Number.isFinite(p.loss) ? `, mean activation ${p.loss.toPrecision(3)}` : '';
+          const measure = { channel: 'mean activation', neuron: 'centre activation', class: 'class logit' }[f.objective] || 'objective';
+          const loss = Number.isFinite(p.loss) ? `, ${measure} ${p.loss.toPrecision(3)}` : '';
           setStatus('filters', `Step ${p.step} of ${p.steps}${loss} — about ${seconds(left)} left`, true);
           if (p.grid) {
             drawPicture(canvas, p.grid);
