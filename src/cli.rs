@@ -10,7 +10,7 @@ use convlens::formats::WeightSet;
 use convlens::models::{self, BuiltIn};
 use convlens::network::Network;
 use convlens::open::{import, open, open_weights, OpenOptions};
-use convlens::picture::{decode, Colormap, Photo, Rgba};
+use convlens::picture::{animated_gif, decode, Colormap, Photo, Rgba};
 use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
@@ -160,6 +160,9 @@ enum Command {
         /// Write the grid as PNG.
         #[arg(long, value_name = "PNG")]
         out: Option<PathBuf>,
+        /// Write the optimization as an animated GIF of the grid (about 20 frames).
+        #[arg(long, value_name = "GIF")]
+        animation: Option<PathBuf>,
         /// Write each filter's image into this folder.
         #[arg(long, value_name = "DIR")]
         each: Option<PathBuf>,
@@ -233,7 +236,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Activations { model, image, layer, out, colormap, json } => {
             activations_cmd(&model.open(backend)?, &image, layer.as_deref(), out.as_deref(), colormap, json).await
         }
-        Command::Filters { model, layer, filters, size, steps, seed, step_size, mode, objective, out, each, json, quiet } => {
+        Command::Filters { model, layer, filters, size, steps, seed, step_size, mode, objective, out, animation, each, json, quiet } => {
             let net = model.open(backend)?;
             let (layer, channels) = match objective {
                 Objective::Class => ("class".to_string(), net.logit_count()),
@@ -244,8 +247,10 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 }
             };
             let (first, count) = filters.unwrap_or((0, channels.min(64)));
-            let options = FilterOptions { first, count, size, steps, seed, step_size, mode, objective, ..FilterOptions::book(&layer) };
-            filters_cmd(&net, &options, out.as_deref(), each.as_deref(), json, quiet).await
+            let preview_every = if animation.is_some() { steps.div_ceil(20) } else { 0 };
+            let options = FilterOptions { first, count, size, steps, seed, step_size, mode, objective, preview_every, ..FilterOptions::book(&layer) };
+            let files = Outputs { grid: out.as_deref(), animation: animation.as_deref(), each: each.as_deref() };
+            filters_cmd(&net, &options, files, json, quiet).await
         }
         Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, aug_smooth, colormap, opacity, out, metrics, json } => {
             let net = model.open(backend)?;
@@ -458,9 +463,20 @@ async fn activations_cmd(net: &Network, image: &Path, layer: Option<&str>, out: 
     Ok(())
 }
 
-async fn filters_cmd(net: &Network, options: &FilterOptions, out: Option<&Path>, each: Option<&Path>, as_json: bool, quiet: bool) -> Result<(), String> {
+/// Where `filters` writes: the grid, its animation, each pattern.
+struct Outputs<'a> {
+    grid: Option<&'a Path>,
+    animation: Option<&'a Path>,
+    each: Option<&'a Path>,
+}
+
+async fn filters_cmd(net: &Network, options: &FilterOptions, files: Outputs<'_>, as_json: bool, quiet: bool) -> Result<(), String> {
     let started = std::time::Instant::now();
+    let mut frames = Vec::new();
     let patterns = filter_patterns(net, options, |p| {
+        if let (Some(images), Some(_)) = (p.images, files.animation) {
+            frames.push(pattern_grid(images));
+        }
         if !quiet {
             eprint!("\rstep {}/{}  mean activation {:.4}  ({:.1} s)   ", p.step, p.steps, p.loss, started.elapsed().as_secs_f32());
         }
@@ -471,10 +487,15 @@ async fn filters_cmd(net: &Network, options: &FilterOptions, out: Option<&Path>,
     if !quiet {
         eprintln!();
     }
-    if let Some(out) = out {
+    if let Some(out) = files.grid {
         save_png(out, &pattern_grid(&patterns))?;
     }
-    if let Some(dir) = each {
+    if let Some(path) = files.animation {
+        frames.push(pattern_grid(&patterns));
+        write(path, &animated_gif(&frames, 120).map_err(|e| e.to_string())?)?;
+        eprintln!("wrote {} ({} frames)", path.display(), frames.len());
+    }
+    if let Some(dir) = files.each {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         for (i, p) in patterns.iter().enumerate() {
             let path = dir.join(format!("{}_{}.png", options.layer, options.first + i));

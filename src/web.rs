@@ -18,7 +18,7 @@ use crate::backend::Backend;
 use crate::models::CATALOGUE;
 use crate::network::Network;
 use crate::open::{import, open, OpenOptions};
-use crate::picture::{Colormap, Photo, Rgba};
+use crate::picture::{animated_gif, Colormap, Photo, Rgba};
 use crate::predict::predict;
 use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
@@ -125,6 +125,24 @@ pub fn catalogue() -> Result<JsValue, JsError> {
 #[wasm_bindgen]
 pub fn compact(bytes: &[u8], model: &str) -> Result<Vec<u8>, JsError> {
     Ok(import(bytes, model)?.to_safetensors(true)?)
+}
+
+/// An animated GIF of `frames` (pictures {width, height, rgba}, all of one size), `frame_ms`
+/// apart: the filter patterns' optimization, frame by frame.
+#[wasm_bindgen]
+pub fn animation(frames: js_sys::Array, frame_ms: u32) -> Result<Vec<u8>, JsError> {
+    let field = |frame: &JsValue, key: &str| Reflect::get(frame, &key.into()).map_err(|_| JsError::new(&format!("a frame has no {key}")));
+    let mut pictures = Vec::with_capacity(frames.length() as usize);
+    for frame in frames.iter() {
+        let size = |key| field(&frame, key)?.as_f64().map(|v| v as usize).ok_or_else(|| JsError::new(&format!("a frame's {key} is not a number")));
+        let (width, height) = (size("width")?, size("height")?);
+        let data = Uint8ClampedArray::from(field(&frame, "rgba")?).to_vec();
+        if data.len() != width * height * 4 {
+            return Err(JsError::new("a frame has the wrong number of pixels"));
+        }
+        pictures.push(Rgba { width, height, data });
+    }
+    Ok(animated_gif(&pictures, frame_ms)?)
 }
 
 /// One compute device with at most one network and one photo.

@@ -9,7 +9,7 @@
 // 'superseded') when a newer one with the same `slot` arrives: only the latest Grad-CAM, say,
 // is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop.
 
-import init, { Engine, catalogue, compact } from './pkg/convlens.js';
+import init, { Engine, animation, catalogue, compact } from './pkg/convlens.js';
 
 const CACHE_NAME = 'convlens-weights-v1';
 // A download of a built-in's weights bigger than this is kept (and cached) as ConvLens f16
@@ -253,6 +253,13 @@ const ops = {
   // Deletion / insertion curves, ROAD and the confidence change of the last map.
   async faithfulness({ steps }) {
     return needEngine().faithfulness(steps);
+  },
+
+  // The filter patterns' previews as an animated GIF (bytes).
+  async animation({ frames, frameMs }, _report, transfer) {
+    const gif = animation(frames, frameMs);
+    transfer.push(gif.buffer);
+    return gif;
   },
 
   async overlay({ colormap, opacity }, _report, transfer) {

@@ -61,6 +61,31 @@ impl Rgba {
     }
 }
 
+/// An animated GIF that loops: `frames` (all the size of the first) `frame_ms` apart, the last
+/// held three times as long. Colours are quantized per frame (NeuQuant, speed 10).
+pub fn animated_gif(frames: &[Rgba], frame_ms: u32) -> Result<Vec<u8>> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame, RgbaImage};
+    let first = frames.first().ok_or_else(|| Error::image("an animation needs at least one frame"))?;
+    let mut out = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
+        encoder.set_repeat(Repeat::Infinite).map_err(|e| Error::image_from("GIF encoding failed", e))?;
+        for (i, frame) in frames.iter().enumerate() {
+            if (frame.width, frame.height) != (first.width, first.height) {
+                return Err(Error::image("the animation's frames differ in size"));
+            }
+            let picture = RgbaImage::from_raw(frame.width as u32, frame.height as u32, frame.data.clone())
+                .ok_or_else(|| Error::image("a frame has the wrong number of pixels"))?;
+            let ms = if i + 1 == frames.len() { frame_ms * 3 } else { frame_ms };
+            encoder
+                .encode_frame(Frame::from_parts(picture, 0, 0, Delay::from_numer_denom_ms(ms, 1)))
+                .map_err(|e| Error::image_from("GIF encoding failed", e))?;
+        }
+    }
+    Ok(out)
+}
+
 /// Tiles equally sized pictures `per_row` to a row, `margin` pixels apart (and around), on a
 /// background colour. The book: 16 per row for channels; 8×8 with 5 px margins for filters.
 pub fn tile(tiles: &[Rgba], per_row: usize, margin: usize, background: [u8; 3]) -> Rgba {
@@ -90,5 +115,18 @@ mod tests {
         assert_eq!(grid.pixel(4, 1), [10, 0, 0]);
         assert_eq!(grid.pixel(1, 4), [40, 0, 0]);
         assert!(!grid.to_png().unwrap().is_empty());
+    }
+
+    #[test]
+    fn animated_gif_keeps_every_frame_and_loops() {
+        use image::AnimationDecoder;
+        let frames: Vec<Rgba> = (0..3).map(|i| Rgba::filled(6, 4, [i * 100, 50, 200])).collect();
+        let gif = animated_gif(&frames, 100).unwrap();
+        let decoded = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&gif)).unwrap().into_frames().collect_frames().unwrap();
+        assert_eq!(decoded.len(), 3);
+        assert_eq!(decoded[2].delay().numer_denom_ms(), (300, 1));
+        assert_eq!(decoded[1].buffer().get_pixel(2, 2).0[0], 100);
+        assert!(animated_gif(&[], 100).is_err());
+        assert!(animated_gif(&[frames[0].clone(), Rgba::filled(2, 2, [0; 3])], 100).is_err());
     }
 }

@@ -6,5 +6,5 @@ pub mod grid;
 pub mod photo;
 
 pub use colormap::Colormap;
-pub use grid::Rgba;
+pub use grid::{animated_gif, Rgba};
 pub use photo::{decode, planes, squash, to_pixels, Photo};

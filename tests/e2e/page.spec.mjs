@@ -3,6 +3,7 @@
 // page; on the CPU also cancelling a long run and a file that is not a photo. Then on their own
 // pages: Auto's choice of backend, and the phone-sized layout.
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BASE_URL, CAT_CLASSES, WAIT, bundledHash, canvasStats, dropSample, expect, newContext, note, openPage, overlayDiff, predictionsFor, shot, shotPath, test, timing, topPrediction } from './helpers.mjs';
 import { DIST } from './settings.mjs';
@@ -177,6 +178,10 @@ test.describe('the bundled model, step by step on one page', () => {
     expect(stats.width > 0 && stats.std > 3, `the filter grid looks blank (${JSON.stringify(stats)})`).toBe(true);
     note(`progress values seen: ${[...new Set(seen)].join(', ')}`);
     await shot(page, '4-filters');
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: WAIT }), page.click('[data-testid="filters-animation"]')]);
+    const gif = readFileSync(await download.path());
+    note(`animation: ${download.suggestedFilename()}, ${gif.length} bytes`);
+    expect(gif.subarray(0, 6).toString('latin1'), 'the animation is not a GIF').toBe('GIF89a');
   });
 
   test('a class as the objective: what the network thinks "goldfish" looks like', async ({ backend }) => {

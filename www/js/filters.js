@@ -36,6 +36,8 @@ async function startFilters() {
   }
   const canvas = $('#filters-canvas');
   const progress = $('#flt-progress');
+  f.frames = []; // the previews, for the animation
+  $('#flt-animation').disabled = true;
   const engineGen = state.engineGen;
   f.running = true;
   f.cancelled = false;
@@ -64,6 +66,7 @@ async function startFilters() {
           const loss = Number.isFinite(p.loss) ? `, ${measure} ${p.loss.toPrecision(3)}` : '';
           setStatus('filters', `Step ${p.step} of ${p.steps}${loss} — about ${seconds(left)} left`, true);
           if (p.grid) {
+            f.frames.push(p.grid);
             drawPicture(canvas, p.grid);
             enlarge(canvas);
           }
@@ -72,6 +75,8 @@ async function startFilters() {
     );
     drawPicture(canvas, out.grid);
     enlarge(canvas);
+    f.frames.push(out.grid);
+    $('#flt-animation').disabled = f.frames.length < 2;
     progress.value = f.steps;
     canvas.setAttribute('aria-label', `Filter patterns: ${what}`);
     $('#filters-caption').textContent = `${what}, ${f.size}×${f.size} px, ${f.steps} steps, ${f.mode === 'classic' ? 'classic' : 'regularized'}.`;
@@ -99,6 +104,26 @@ async function startFilters() {
   }
 }
 
+// The run's previews and final grid as an animated GIF, encoded by the core.
+async function downloadAnimation() {
+  const f = state.filters;
+  if (f.frames.length < 2) return;
+  $('#flt-animation').disabled = true;
+  try {
+    const gif = await compute.call('animation', { frames: f.frames, frameMs: 120 });
+    const url = URL.createObjectURL(new Blob([gif], { type: 'image/gif' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `convlens-${state.model?.model || 'model'}-${f.objective === 'class' ? 'classes' : f.layer}.gif`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (err) {
+    if (!isQuiet(err)) setError('filters', err);
+  } finally {
+    $('#flt-animation').disabled = f.frames.length < 2;
+  }
+}
+
 // Asks the running job to stop (the worker hears it between ascent steps); if a step takes too
 // long to wait for, starts a fresh engine instead, which reloads the model and photo.
 function cancelFilters() {
@@ -115,8 +140,9 @@ function cancelFilters() {
   }, patience);
 }
 
-// Start and Cancel.
+// Start, Cancel and the animation.
 export function wireFilterControls() {
   $('#flt-start').addEventListener('click', startFilters);
   $('#flt-cancel').addEventListener('click', cancelFilters);
+  $('#flt-animation').addEventListener('click', downloadAnimation);
 }
