@@ -14,6 +14,7 @@ use convlens::picture::{animated_gif, decode, Colormap, Photo, Rgba};
 use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
+use convlens::viz::dream::{deep_dream, DreamOptions};
 use convlens::viz::faithfulness::{faithfulness, sanity_check, Faithfulness, MetricOptions, SanityCheck};
 use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective};
 use convlens::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
@@ -172,6 +173,27 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// DeepDream: the photo, changed by gradient ascent to drive a layer harder.
+    Dream {
+        #[command(flatten)]
+        model: ModelArgs,
+        image: PathBuf,
+        /// The layer whose mean square activation grows (default: the model's filter layer).
+        #[arg(long)]
+        layer: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Pixel levels per step.
+        #[arg(long, default_value_t = 2.0)]
+        step_size: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_name = "PNG", default_value = "dream.png")]
+        out: PathBuf,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Class activation map over the photo (no --layer: the last layer with a spatial map).
     Gradcam {
         #[command(flatten)]
@@ -251,6 +273,23 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let options = FilterOptions { first, count, size, steps, seed, step_size, mode, objective, preview_every, ..FilterOptions::book(&layer) };
             let files = Outputs { grid: out.as_deref(), animation: animation.as_deref(), each: each.as_deref() };
             filters_cmd(&net, &options, files, json, quiet).await
+        }
+        Command::Dream { model, image, layer, steps, step_size, seed, out, quiet } => {
+            let net = model.open(backend)?;
+            let layer = layer.unwrap_or_else(|| net.default_filter_layer().to_string());
+            let options = DreamOptions { layer, steps, step_size, seed };
+            let dream = deep_dream(&net, &photo(&image)?, &options, |step, steps, value| {
+                if !quiet {
+                    eprint!("\rstep {step}/{steps}  mean square activation {value:.4}   ");
+                }
+                true
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if !quiet {
+                eprintln!();
+            }
+            save_png(&out, &dream)
         }
         Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, aug_smooth, colormap, opacity, out, metrics, json } => {
             let net = model.open(backend)?;

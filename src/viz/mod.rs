@@ -3,6 +3,7 @@
 //! with metrics of how faithful a map is (`faithfulness`).
 
 pub mod activations;
+pub mod dream;
 pub mod faithfulness;
 pub mod filters;
 pub mod gradcam;
