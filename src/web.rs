@@ -22,6 +22,7 @@ use crate::picture::{animated_gif, Colormap, Photo, Rgba};
 use crate::predict::predict;
 use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
+use crate::viz::dream::{deep_dream, DreamOptions};
 use crate::viz::faithfulness::{faithfulness, sanity_check, MetricOptions};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective, Progress};
 use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
@@ -354,6 +355,21 @@ impl Engine {
             let out = to_js(&metrics)?;
             Reflect::set(&out, &"sanity".into(), &to_js(&sanity)?).map_err(|_| JsError::new("cannot attach the sanity check"))?;
             Ok(out)
+        })
+    }
+
+    /// DeepDream of the current photo at `layer`: `on_progress(step, steps, objective)` after each
+    /// step (false cancels). Resolves to the dreamed picture at the network's input size.
+    pub fn dream(&self, layer: String, steps: usize, on_progress: Function) -> js_sys::Promise {
+        let state = self.state.clone();
+        promise(async move {
+            let (net, photo) = (state.net()?, state.photo()?);
+            let options = DreamOptions { layer, steps, step_size: 2.0, seed: 0 };
+            let report = |step: usize, steps: usize, value: f32| {
+                let args = js_sys::Array::of3(&(step as u32).into(), &(steps as u32).into(), &value.into());
+                on_progress.apply(&JsValue::NULL, &args).map(|r| r.as_bool() != Some(false)).unwrap_or(false)
+            };
+            picture(&deep_dream(&net, &photo, &options, report).await?)
         })
     }
 

@@ -262,6 +262,15 @@ const ops = {
     return gif;
   },
 
+  async dream({ layer, steps }, report, transfer) {
+    cancelRequested = false;
+    const out = await needEngine().dream(layer, steps, (step, total, value) => {
+      report({ step, steps: total, value });
+      return !cancelRequested;
+    });
+    return picture(out, transfer);
+  },
+
   async overlay({ colormap, opacity }, _report, transfer) {
     return picture(needEngine().overlay(colormap, opacity), transfer);
   },

@@ -154,6 +154,16 @@ test.describe('the bundled model, step by step on one page', () => {
     await shot(page, '3-activations');
   });
 
+  test('DeepDream grows the layer\'s patterns on the photo', async ({ backend }) => {
+    test.skip(backend !== 'cpu', '20 forward and backward passes: slow on SwiftShader');
+    await page.click('[data-testid="dream-start"]');
+    await page.waitForSelector('[data-testid="dream-canvas"][data-state="ready"]', { timeout: WAIT });
+    const stats = await canvasStats(page, 'dream-canvas');
+    note(`dream: ${await page.textContent('#dream-status')}`);
+    expect(stats.width > 0 && stats.std > 10, `the dream looks blank (${JSON.stringify(stats)})`).toBe(true);
+    await shot(page, '3b-dream');
+  });
+
   test('4 filter patterns with live progress', async () => {
     await page.click('[role="tab"][data-view="filters"]');
     await page.selectOption('[data-testid="filters-layer"]', '_blocks.1');
