@@ -1,8 +1,9 @@
 //! DeepDream does what it claims: the dreamed photo, saved as PNG and fed back, drives the chosen
 //! layer harder (mean square activation) than the photo did, and is still the photo.
 
-use convlens::backend::{read_f32, Backend};
-use convlens::formats::WeightSet;
+mod common;
+use common::lite0;
+use convlens::backend::read_f32;
 use convlens::network::Network;
 use convlens::picture::{decode, to_pixels, Photo};
 use convlens::viz::dream::{deep_dream, DreamOptions};
@@ -15,8 +16,7 @@ fn mean_square(net: &Network, photo: &Photo, layer: &str) -> f32 {
 
 #[test]
 fn the_dream_drives_its_layer_and_keeps_the_photo() {
-    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let net = Network::from_weights(WeightSet::from_safetensors(&bytes).unwrap(), &Backend::Cpu.device().unwrap()).unwrap();
+    let net = lite0();
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
     let layer = "_blocks.4";
     let options = DreamOptions { layer: layer.into(), steps: 10, step_size: 2.0, seed: 0 };

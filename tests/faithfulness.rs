@@ -3,9 +3,8 @@
 //! EfficientNet-Lite0, for the same 7×7 Grad-CAM map; and the shape of the deletion / insertion
 //! curves. No Python needed.
 
-use convlens::backend::Backend;
-use convlens::formats::WeightSet;
-use convlens::network::Network;
+mod common;
+use common::{floats, lite0};
 use convlens::picture::decode;
 use convlens::viz::faithfulness::{faithfulness, MetricOptions};
 use convlens::viz::gradcam::Cam;
@@ -15,15 +14,10 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
-}
-
 #[test]
 fn road_and_confidence_change_match_pytorch_grad_cam() {
     let gold: Value = serde_json::from_str(&std::fs::read_to_string(fixture("faithfulness_lite0.json")).unwrap()).unwrap();
-    let weights = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let net = Network::from_weights(WeightSet::from_safetensors(&weights).unwrap(), &Backend::Cpu.device().unwrap()).unwrap();
+    let net = lite0();
     let photo = decode(&std::fs::read(fixture(gold["input"].as_str().unwrap())).unwrap()).unwrap();
     let class = gold["class"].as_u64().unwrap() as usize;
     let cam = Cam { layer: "_conv_head".into(), class, label: String::new(), prob: 0.0, height: 7, width: 7, map: floats(&gold["map"]["values"]) };
@@ -54,8 +48,7 @@ fn road_and_confidence_change_match_pytorch_grad_cam() {
 fn sanity_check_notices_a_randomized_head() {
     use convlens::viz::faithfulness::sanity_check;
     use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
-    let weights = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let net = Network::from_weights(WeightSet::from_safetensors(&weights).unwrap(), &Backend::Cpu.device().unwrap()).unwrap();
+    let net = lite0();
     let photo = decode(&std::fs::read(fixture("cat_224.png")).unwrap()).unwrap();
     let cam = pollster::block_on(class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability)).unwrap();
     let check = pollster::block_on(sanity_check(&net, &photo, &cam, CamMethod::GradCam, Default::default(), 0)).unwrap();

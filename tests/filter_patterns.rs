@@ -3,16 +3,12 @@
 //! excites most other filters of the layer (scale-free: each filter is compared to its own
 //! response on noise).
 
-use convlens::backend::{read_f32, Backend};
-use convlens::formats::WeightSet;
+mod common;
+use common::lite0;
+use convlens::backend::read_f32;
 use convlens::network::Network;
 use convlens::picture::{decode, to_pixels, Photo};
 use convlens::viz::filters::{filter_patterns, AscentMode, FilterOptions};
-
-fn lite0() -> Network {
-    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    Network::from_weights(WeightSet::from_safetensors(&bytes).unwrap(), &Backend::Cpu.device().unwrap()).unwrap()
-}
 
 /// Mean activation of every channel of `layer` for each photo: [photo][channel].
 fn channel_means(net: &Network, photos: &[Photo], layer: &str) -> Vec<Vec<f32>> {

@@ -3,7 +3,7 @@
 //! backend; no Python needed.
 
 mod common;
-use common::{correlation, floats};
+use common::{correlation, floats, lite0, lite0_weights};
 use convlens::backend::{read_f32, Backend};
 use convlens::formats::WeightSet;
 use convlens::network::Network;
@@ -130,8 +130,7 @@ fn small_convnet_keras2_and_keras3_match_keras() {
 #[test]
 fn bundled_efficientnet_lite0_matches_pytorch_and_sees_a_cat() {
     let gold = golden("golden_lite0.json");
-    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", root())).unwrap();
-    let net = network(&WeightSet::from_safetensors(&bytes).unwrap());
+    let net = lite0();
     let errors = check_forward(&net, &gold);
     report("efficientnet-lite0 (bundled f16)", errors, check_cams(&net, &gold));
     let photo = decode(&std::fs::read(format!("{}/www/samples/cat.jpg", root())).unwrap()).unwrap();
@@ -143,8 +142,7 @@ fn bundled_efficientnet_lite0_matches_pytorch_and_sees_a_cat() {
 /// and backward: logits and a Grad-CAM map on the real Lite0.
 #[test]
 fn wgpu_backend_agrees_with_cpu() {
-    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", root())).unwrap();
-    let weights = WeightSet::from_safetensors(&bytes).unwrap();
+    let weights = lite0_weights();
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
     let run = |backend: Backend| {
         let net = Network::from_weights(weights.clone(), &backend.device().expect("a Vulkan adapter (apt-get install mesa-vulkan-drivers)")).unwrap();
@@ -164,8 +162,7 @@ fn wgpu_backend_agrees_with_cpu() {
 #[test]
 fn activation_walk_equals_one_forward_pass() {
     use convlens::viz::activations::{activations, spatial_layers, ActivationWalk};
-    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", root())).unwrap();
-    let net = network(&WeightSet::from_safetensors(&bytes).unwrap());
+    let net = lite0();
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
     let names: Vec<String> = spatial_layers(&net).iter().map(|l| l.name.clone()).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -194,8 +191,7 @@ fn smoothing_matches_pytorch_grad_cam() {
     let worst = ours.iter().zip(&theirs).map(|(a, b)| (sign * a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-4, "projection differs by {worst}: {ours:?} vs {theirs:?}");
 
-    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", root())).unwrap();
-    let net = network(&WeightSet::from_safetensors(&bytes).unwrap());
+    let net = lite0();
     let lite = &gold["lite0"];
     let photo = decode(&std::fs::read(format!("{}/tests/fixtures/{}", root(), lite["input"].as_str().unwrap())).unwrap()).unwrap();
     let class = lite["class"].as_u64().map(|c| c as usize);

@@ -1,6 +1,23 @@
-//! What the golden tests share: reading fixture numbers and comparing maps.
+//! What the tests share: the bundled Lite0, reading fixture numbers and comparing maps.
 
+// Each test binary compiles this module and uses only what it needs.
+#![allow(dead_code)]
+
+use convlens::backend::Backend;
+use convlens::formats::WeightSet;
+use convlens::network::Network;
 use serde_json::Value;
+
+/// The bundled EfficientNet-Lite0 weights (weights/efficientnet-lite0.safetensors).
+pub fn lite0_weights() -> WeightSet {
+    let bytes = std::fs::read(format!("{}/weights/efficientnet-lite0.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    WeightSet::from_safetensors(&bytes).unwrap()
+}
+
+/// The bundled EfficientNet-Lite0 on the CPU.
+pub fn lite0() -> Network {
+    Network::from_weights(lite0_weights(), &Backend::Cpu.device().unwrap()).unwrap()
+}
 
 pub fn floats(v: &Value) -> Vec<f32> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
@@ -18,7 +35,6 @@ pub fn correlation(a: &[f32], b: &[f32]) -> f32 {
 
 /// Relative error of a layer's per-channel means (values [C, …] of one image) against reference
 /// means: the largest difference over the largest reference magnitude (at least 1e-3).
-#[allow(dead_code)] // each test binary compiles this module; golden.rs has no layer means
 pub fn channel_means_error(values: &[f32], channels: usize, reference: &[f32]) -> f32 {
     let per = values.len() / channels;
     let means: Vec<f32> = values.chunks(per).map(|c| c.iter().sum::<f32>() / per as f32).collect();
