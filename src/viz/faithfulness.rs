@@ -115,9 +115,10 @@ pub async fn faithfulness(net: &Network, photo: &Photo, cam: &Cam, options: &Met
     let affine = net.preprocessing.affine_by_source();
     let blurred = blur(&input);
 
-    // One list of inputs, scored in batches: the photo, the map's deletion and insertion images,
-    // the random map's, ROAD's (MoRF, then LeRF), the photo times the map.
-    let mut images = vec![input.pixels.clone()];
+    // One list of inputs, scored in batches: the photo and the blurred photo (where every curve
+    // starts or ends), the inner points of the map's deletion and insertion curves, the random
+    // map's, ROAD's (MoRF, then LeRF), the photo times the map.
+    let mut images = vec![input.pixels.clone(), blurred.clone()];
     for map in [&saliency, &random] {
         let (deletion, insertion) = curve_images(&input, map, options.steps, &affine, &blurred);
         images.extend(deletion.into_iter().chain(insertion));
@@ -126,20 +127,26 @@ pub async fn faithfulness(net: &Network, photo: &Photo, cam: &Cam, options: &Met
     images.push(net.preprocessing.times(&input.pixels, |i| saliency[i]));
     let scores = class_scores(net, &input, &images, cam.class).await?;
 
-    let (prob, rest) = scores.split_first().ok_or_else(|| Error::Backend("no scores came back".into()))?;
-    let n = options.steps + 1;
-    let (curves, rest) = rest.split_at(4 * n);
+    let (ends, rest) = scores.split_at_checked(2).ok_or_else(|| Error::Backend("no scores came back".into()))?;
+    let (prob, blurred_prob) = (ends[0], ends[1]);
+    let inner = 2 * options.steps - 1; // per map: deletion steps 1..=n, insertion steps 1..n
+    let (maps, rest) = rest.split_at(2 * inner);
+    let curves = |part: &[f32]| {
+        let (deleted, inserted) = part.split_at(options.steps);
+        (Curve::new([&[prob], deleted].concat()), Curve::new([&[blurred_prob], inserted, &[prob]].concat()))
+    };
+    let ((deletion, insertion), (random_deletion, random_insertion)) = (curves(&maps[..inner]), curves(&maps[inner..]));
     let (road, rest) = rest.split_at(2 * options.percentiles.len());
     let change = |s: &[f32]| s.iter().map(|v| v - prob).collect::<Vec<f32>>();
     let (morf, lerf) = (change(&road[..options.percentiles.len()]), change(&road[options.percentiles.len()..]));
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     Ok(Faithfulness {
         class: cam.class,
-        prob: *prob,
-        deletion: Curve::new(curves[..n].to_vec()),
-        insertion: Curve::new(curves[n..2 * n].to_vec()),
-        random_deletion: Curve::new(curves[2 * n..3 * n].to_vec()),
-        random_insertion: Curve::new(curves[3 * n..].to_vec()),
+        prob,
+        deletion,
+        insertion,
+        random_deletion,
+        random_insertion,
         road: Road {
             percentiles: options.percentiles.clone(),
             combined: (mean(&lerf) - mean(&morf)) / 2.0,
@@ -216,15 +223,17 @@ fn most_salient_first(saliency: &[f32]) -> Vec<usize> {
     order
 }
 
-/// The deletion images (the first k/steps of the most salient pixels set to the input the
-/// network sees as zero) and the insertion images (the blurred photo with them put back).
+/// The inner points of the deletion curve (steps 1..=n: the first k/n of the most salient pixels
+/// set to the input the network sees as zero) and of the insertion curve (steps 1..n: the blurred
+/// photo with them put back). Step 0 of deletion and step n of insertion are the photo, step 0 of
+/// insertion the blurred photo: scored once, by the caller.
 fn curve_images(input: &Input, saliency: &[f32], steps: usize, affine: &[(f32, f32); 3], blurred: &[f32]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let order = most_salient_first(saliency);
     let plane = input.plane();
     let neutral = affine.map(|(scale, shift)| -shift / scale);
     let mut deleted = input.pixels.clone();
     let mut inserted = blurred.to_vec();
-    let (mut deletion, mut insertion) = (vec![deleted.clone()], vec![inserted.clone()]);
+    let (mut deletion, mut insertion) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
     let mut done = 0;
     for k in 1..=steps {
         let until = (k * plane).div_ceil(steps).min(plane);
@@ -236,7 +245,9 @@ fn curve_images(input: &Input, saliency: &[f32], steps: usize, affine: &[(f32, f
         }
         done = until;
         deletion.push(deleted.clone());
-        insertion.push(inserted.clone());
+        if k < steps {
+            insertion.push(inserted.clone());
+        }
     }
     (deletion, insertion)
 }

@@ -228,16 +228,15 @@ pub async fn smoothed_class_activation_map(
     let [_, map_height, map_width] = net.layer(layer)?.shape;
     let mut map = combine(method, &g, smoothing.eigen);
     if smoothing.augment {
-        map.iter_mut().for_each(|v| *v = 0.0);
-        for mirrored in [false, true] {
+        // The photo as it is (mirrored: no, ×1) is the map above; the other five copies join it.
+        map.iter_mut().for_each(|v| *v /= 6.0);
+        for (mirrored, factor) in [(false, 0.9f32), (false, 1.1), (true, 0.9), (true, 1.0), (true, 1.1)] {
             let source = if mirrored { mirror(&pixels, width) } else { pixels.clone() };
-            for factor in [0.9f32, 1.0, 1.1] {
-                let augmented = net.preprocessing.times(&source, |_| factor);
-                let g = layer_gradient(net, tensor(augmented), layer, Some(g.class), score).await?;
-                let one = combine(method, &g, smoothing.eigen);
-                let one = if mirrored { mirror(&one, map_width) } else { one };
-                map.iter_mut().zip(one).for_each(|(m, v)| *m += v / 6.0);
-            }
+            let augmented = net.preprocessing.times(&source, |_| factor);
+            let g = layer_gradient(net, tensor(augmented), layer, Some(g.class), score).await?;
+            let one = combine(method, &g, smoothing.eigen);
+            let one = if mirrored { mirror(&one, map_width) } else { one };
+            map.iter_mut().zip(one).for_each(|(m, v)| *m += v / 6.0);
         }
         map = normalize(map);
     }

@@ -9,18 +9,18 @@ import { $, setError, setStatus, svg } from './dom.js';
 import { compute, isQuiet } from './compute.js';
 import { state } from './state.js';
 import { handleFatal } from './engine.js';
-import { keys } from './render.js';
+import { camSubject, keys } from './render.js';
 import { mapIsShown } from './gradcam.js';
 
 // Points of the deletion / insertion curves: each is a forward pass (two curves, two maps).
 const STEPS = 12;
+// The photo and its blur, each curve's inner points (two maps), ROAD's 2 × 9 images, input × map.
+const FORWARD_PASSES = 2 + 2 * (2 * STEPS - 1) + 2 * 9 + 1;
 const METHOD_NAMES = { gradcam: 'Grad-CAM', 'gradcam++': 'Grad-CAM++', layercam: 'LayerCAM' };
 
 // The measured maps: what they were measured on (everything but the method), then per method.
 const measured = { base: null, byMethod: new Map(), last: null };
 
-// The Grad-CAM key without its smoothing and method: results under one base compare methods.
-const baseOf = (key) => key.split('|').slice(0, -2).join('|');
 // A row of the table: the method and its smoothing.
 const rowOf = (g) => `${g.method}${g.eigenSmooth ? '+eigen' : ''}${g.augSmooth ? '+aug' : ''}`;
 const rowName = (row) => {
@@ -31,11 +31,10 @@ const rowName = (row) => {
 
 // The table, chart and button for the map now shown (after a new map, a new photo, …).
 export function showFaithfulness() {
-  const key = keys().gradcam;
   const current = mapIsShown();
   $('#faith-run').disabled = !current || state.faithRunning;
-  if (measured.base !== baseOf(key)) {
-    Object.assign(measured, { base: baseOf(key), byMethod: new Map(), last: null });
+  if (measured.base !== camSubject()) {
+    Object.assign(measured, { base: camSubject(), byMethod: new Map(), last: null });
     setStatus('faith', '');
     setError('faith', '');
   }
@@ -50,7 +49,7 @@ async function measure() {
   state.faithRunning = true;
   $('#faith-run').disabled = true;
   setError('faith', '');
-  setStatus('faith', `Measuring ${rowName(method)}: ${4 * (STEPS + 1) + 20} forward passes and one backward…`, true);
+  setStatus('faith', `Measuring ${rowName(method)}: ${FORWARD_PASSES} forward passes and one backward…`, true);
   const t0 = performance.now();
   try {
     const result = await compute.call('faithfulness', { steps: STEPS }, { slot: 'faith' });
