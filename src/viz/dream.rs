@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::picture::{planes, squash, Photo, Rgba};
 use crate::random::SplitMix;
+use crate::viz::filters::{jitter_offset, unit_rms};
 
 /// How long and how hard to dream.
 #[derive(Debug, Clone)]
@@ -36,14 +37,13 @@ pub async fn deep_dream(net: &Network, photo: &Photo, o: &DreamOptions, mut prog
     let mut rng = SplitMix(o.seed);
     for step in 1..=o.steps {
         let leaf = x.clone().detach().require_grad();
-        let mut shift = || (rng.uniform() * 17.0) as i64 - 8;
+        let mut shift = || jitter_offset(rng.uniform());
         let (dy, dx) = (shift(), shift());
         let activation = net.forward_until(leaf.clone().roll(&[dy, dx], &[2, 3]), &o.layer)?;
         let objective = activation.square().mean();
         let grads = objective.clone().backward();
         let grad = leaf.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the photo".into()))?;
-        let rms = grad.clone().square().mean().sqrt().add_scalar(1e-8).unsqueeze::<4>();
-        x = (x + (grad / rms).mul_scalar(o.step_size)).clamp(0.0, 255.0).detach();
+        x = (x + unit_rms(grad, 1e-8).mul_scalar(o.step_size)).clamp(0.0, 255.0).detach();
         let value = read_f32(objective.inner()).await?.first().copied().unwrap_or(0.0);
         if !progress(step, o.steps, value) {
             return Err(Error::Cancelled);

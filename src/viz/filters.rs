@@ -102,6 +102,17 @@ fn uniform_noise(seed: u64, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.uniform()).collect()
 }
 
+/// A random shift of −8 to 8 pixels from a uniform value in [0, 1): the jitter each step.
+pub(crate) fn jitter_offset(uniform: f32) -> i64 {
+    (uniform * 17.0) as i64 - 8
+}
+
+/// The gradient scaled to unit RMS per image (the book's `grads /= sqrt(mean(grads²)) + eps`).
+pub(crate) fn unit_rms(grad: Tensor<4>, eps: f32) -> Tensor<4> {
+    let rms = grad.clone().square().mean_dims(&[1, 2, 3]).sqrt().add_scalar(eps);
+    grad / rms
+}
+
 /// The book's `deprocess_image`, per image: −mean, /(std + 1e-5), ×0.1, +0.5, clip 0–1, ×255.
 pub fn deprocess(values: &[f32], size: usize) -> Rgba {
     let n = values.len() as f32;
@@ -169,7 +180,7 @@ pub async fn filter_patterns(net: &Network, o: &FilterOptions, mut progress: imp
         let (dx, dy) = match o.mode {
             AscentMode::Classic => (0, 0),
             AscentMode::Regularized => {
-                let mut shift = || (jitter.next().unwrap_or(0.5) * 17.0) as i64 - 8;
+                let mut shift = || jitter_offset(jitter.next().unwrap_or(0.5));
                 (shift(), shift())
             }
         };
@@ -178,9 +189,7 @@ pub async fn filter_patterns(net: &Network, o: &FilterOptions, mut progress: imp
         let loss = per_image.clone().sum();
         let grads = loss.backward();
         let grad = leaf.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the input".into()))?;
-        // The book's normalization trick, per image: grads /= sqrt(mean(grads²)) + 1e-5.
-        let rms = grad.clone().square().mean_dims(&[1, 2, 3]).sqrt().add_scalar(1e-5);
-        let mut next = x + (grad / rms).mul_scalar(o.step_size);
+        let mut next = x + unit_rms(grad, 1e-5).mul_scalar(o.step_size);
         if o.mode == AscentMode::Regularized {
             next = (next.sub_scalar(128.0)).mul_scalar(0.995).add_scalar(128.0);
             if step % 4 == 0 && step < o.steps {
