@@ -13,15 +13,23 @@ import { updateActivations, updateStats } from './activations.js';
 export function keys() {
   const base = `${state.engineGen}|${state.modelGen}|${state.photoGen}`;
   const g = state.gradcam;
+  const subject = camSubject();
   const a = state.act;
   return {
     predict: `${base}|${state.labelsGen}`,
     // Not the colormap or opacity: the overlay is redrawn from the map the worker keeps.
-    gradcam: `${base}|${state.labelsGen}|${g.layer}|${g.cls}|${g.eigenSmooth}${g.augSmooth ? '+aug' : ''}|${g.method}`,
+    gradcam: `${subject}|${g.eigenSmooth}${g.augSmooth ? '+aug' : ''}|${g.method}`,
     activations: `${base}|${a.layer}|${a.colormap}`,
     channel: `${base}|${a.layer}|${a.channel}|${a.colormap}`,
     stats: base,
   };
+}
+
+// What a Grad-CAM map is of (engine, model, photo, labels, layer, class), whatever its method and
+// smoothing: maps of one subject compare side by side.
+export function camSubject() {
+  const g = state.gradcam;
+  return `${state.engineGen}|${state.modelGen}|${state.photoGen}|${state.labelsGen}|${g.layer}|${g.cls}`;
 }
 
 // Runs `task` unless its result for `key` is already shown or coming. `task` returns false if it
