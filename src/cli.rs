@@ -15,9 +15,10 @@ use convlens::predict::predict;
 use convlens::preprocess::Preprocessing;
 use convlens::viz::activations::{activations, layer_grid, spatial_layers};
 use convlens::viz::dream::{deep_dream, DreamOptions};
-use convlens::viz::faithfulness::{faithfulness, sanity_check, Faithfulness, MetricOptions, SanityCheck};
-use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective};
+use convlens::viz::faithfulness::{cascading_sanity, faithfulness, sanity_check, CascadeStep, Faithfulness, MetricOptions, SanityCheck};
+use convlens::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective, DEFAULT_DIVERSITY};
 use convlens::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
+use convlens::viz::guided::{guided_gradcam_picture, guided_gradient};
 
 /// println! that stops quietly when stdout is closed (e.g. piped into `head`) instead of panicking.
 macro_rules! say {
@@ -146,14 +147,24 @@ enum Command {
         /// Side of each image in pixels.
         #[arg(long, default_value_t = 64)]
         size: usize,
-        #[arg(long, default_value_t = 40)]
-        steps: usize,
+        /// Ascent steps (default: 40 for classic and regularized, 256 for lucid).
+        #[arg(long)]
+        steps: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value_t = 1.0)]
-        step_size: f32,
+        /// Pixel levels per normalized step, or lucid's Adam learning rate (default: 1, lucid 0.05).
+        #[arg(long)]
+        step_size: Option<f32>,
+        /// classic: the book; regularized: + jitter, blur, decay; lucid: Fourier image, Adam and
+        /// random transforms (Olah et al. 2017).
         #[arg(long, value_enum, default_value_t = AscentMode::Classic)]
         mode: AscentMode,
+        /// Images per filter, pushed apart by the diversity term (Lucid's `diversity`).
+        #[arg(long, default_value_t = 1)]
+        variants: usize,
+        /// Weight of the diversity term when --variants is above 1.
+        #[arg(long, default_value_t = DEFAULT_DIVERSITY)]
+        diversity: f32,
         /// channel: a channel's mean (the book); neuron: its centre unit; class: a class's logit
         /// (then --filters are class indices and --layer is not used).
         #[arg(long, value_enum, default_value_t = Objective::Channel)]
@@ -223,10 +234,17 @@ enum Command {
         /// Write the heatmap over the photo as PNG.
         #[arg(long, value_name = "PNG")]
         out: Option<PathBuf>,
+        /// Also write Guided Grad-CAM (guided backpropagation × the map) at the input size as PNG.
+        #[arg(long, value_name = "PNG")]
+        guided: Option<PathBuf>,
         /// Also measure how faithful the map is: deletion/insertion curves (with a random map's),
         /// ROAD as pytorch-grad-cam computes it, and the confidence change.
         #[arg(long)]
         metrics: bool,
+        /// Also the cascading sanity check: the weighted layers re-initialized from the top down,
+        /// one more each step, and the map's rank correlation with this one after each.
+        #[arg(long)]
+        cascade: bool,
         #[arg(long)]
         json: bool,
     },
@@ -258,7 +276,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Activations { model, image, layer, out, colormap, json } => {
             activations_cmd(&model.open(backend)?, &image, layer.as_deref(), out.as_deref(), colormap, json).await
         }
-        Command::Filters { model, layer, filters, size, steps, seed, step_size, mode, objective, out, animation, each, json, quiet } => {
+        Command::Filters { model, layer, filters, size, steps, seed, step_size, mode, variants, diversity, objective, out, animation, each, json, quiet } => {
             let net = model.open(backend)?;
             let (layer, channels) = match objective {
                 Objective::Class => ("class".to_string(), net.logit_count()),
@@ -269,8 +287,23 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 }
             };
             let (first, count) = filters.unwrap_or((0, channels.min(64)));
+            let steps = steps.unwrap_or(mode.default_steps());
+            let step_size = step_size.unwrap_or(mode.default_step_size());
             let preview_every = if animation.is_some() { steps.div_ceil(20) } else { 0 };
-            let options = FilterOptions { first, count, size, steps, seed, step_size, mode, objective, preview_every, ..FilterOptions::book(&layer) };
+            let options = FilterOptions {
+                first,
+                count,
+                variants,
+                diversity,
+                size,
+                steps,
+                seed,
+                step_size,
+                mode,
+                objective,
+                preview_every,
+                ..FilterOptions::book(&layer)
+            };
             let files = Outputs { grid: out.as_deref(), animation: animation.as_deref(), each: each.as_deref() };
             filters_cmd(&net, &options, files, json, quiet).await
         }
@@ -291,21 +324,26 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             save_png(&out, &dream)
         }
-        Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, aug_smooth, colormap, opacity, out, metrics, json } => {
+        Command::Gradcam { model, image, layer, class, method, score, eigen_smooth, aug_smooth, colormap, opacity, out, guided, metrics, cascade, json } => {
             let net = model.open(backend)?;
             let layer = layer.unwrap_or_else(|| net.default_cam_layer().to_string());
             let photo = photo(&image)?;
             let smoothing = Smoothing { eigen: eigen_smooth, augment: aug_smooth };
             let cam = smoothed_class_activation_map(&net, &photo, &layer, class.0, method, score, smoothing).await.map_err(|e| e.to_string())?;
-            let metrics = match metrics {
-                true => {
-                    let faith = faithfulness(&net, &photo, &cam, &MetricOptions::default()).await.map_err(|e| e.to_string())?;
-                    let sanity = sanity_check(&net, &photo, &cam, method, smoothing, 0).await.map_err(|e| e.to_string())?;
-                    Some((faith, sanity))
-                }
-                false => None,
-            };
-            gradcam_out(&cam, metrics.as_ref(), &photo, colormap, opacity, out.as_deref(), json)
+            if let Some(path) = guided {
+                let (gradient, size) = guided_gradient(&net, &photo, cam.class).await.map_err(|e| e.to_string())?;
+                save_png(&path, &guided_gradcam_picture(&gradient, size, &cam))?;
+            }
+            let mut measured = Measured::default();
+            if metrics {
+                let faith = faithfulness(&net, &photo, &cam, &MetricOptions::default()).await.map_err(|e| e.to_string())?;
+                let sanity = sanity_check(&net, &photo, &cam, method, smoothing, 0).await.map_err(|e| e.to_string())?;
+                measured.faithfulness = Some((faith, sanity));
+            }
+            if cascade {
+                measured.cascade = Some(cascading_sanity(&net, &photo, &cam, method, smoothing, 0).await.map_err(|e| e.to_string())?);
+            }
+            gradcam_out(&cam, &measured, &photo, colormap, opacity, out.as_deref(), json)
         }
     }
 }
@@ -514,7 +552,7 @@ async fn filters_cmd(net: &Network, options: &FilterOptions, files: Outputs<'_>,
     let mut frames = Vec::new();
     let patterns = filter_patterns(net, options, |p| {
         if let (Some(images), Some(_)) = (p.images, files.animation) {
-            frames.push(pattern_grid(images));
+            frames.push(pattern_grid(images, options.variants));
         }
         if !quiet {
             eprint!("\rstep {}/{}  mean activation {:.4}  ({:.1} s)   ", p.step, p.steps, p.loss, started.elapsed().as_secs_f32());
@@ -527,17 +565,23 @@ async fn filters_cmd(net: &Network, options: &FilterOptions, files: Outputs<'_>,
         eprintln!();
     }
     if let Some(out) = files.grid {
-        save_png(out, &pattern_grid(&patterns))?;
+        save_png(out, &pattern_grid(&patterns, options.variants))?;
     }
     if let Some(path) = files.animation {
-        frames.push(pattern_grid(&patterns));
+        frames.push(pattern_grid(&patterns, options.variants));
         write(path, &animated_gif(&frames, 120).map_err(|e| e.to_string())?)?;
         eprintln!("wrote {} ({} frames)", path.display(), frames.len());
     }
     if let Some(dir) = files.each {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         for (i, p) in patterns.iter().enumerate() {
-            let path = dir.join(format!("{}_{}.png", options.layer, options.first + i));
+            let filter = options.first + i / options.variants;
+            let name = if options.variants > 1 {
+                format!("{}_{filter}_{}.png", options.layer, i % options.variants)
+            } else {
+                format!("{}_{filter}.png", options.layer)
+            };
+            let path = dir.join(name);
             write(&path, &p.to_png().map_err(|e| e.to_string())?)?;
         }
         eprintln!("wrote {} patterns to {}", patterns.len(), dir.display());
@@ -546,36 +590,38 @@ async fn filters_cmd(net: &Network, options: &FilterOptions, files: Outputs<'_>,
         let rows: Vec<serde_json::Value> = patterns
             .iter()
             .enumerate()
-            .map(|(i, p)| serde_json::json!({"filter": options.first + i, "width": p.width, "height": p.height, "rgb": p.data.chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect::<Vec<u8>>()}))
+            .map(|(i, p)| serde_json::json!({"filter": options.first + i / options.variants, "variant": i % options.variants, "width": p.width, "height": p.height, "rgb": p.data.chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect::<Vec<u8>>()}))
             .collect();
         say!("{}", json(&rows)?);
     }
     Ok(())
 }
 
-fn gradcam_out(
-    cam: &Cam,
-    metrics: Option<&(Faithfulness, SanityCheck)>,
-    photo: &Photo,
-    colormap: Colormap,
-    opacity: f32,
-    out: Option<&Path>,
-    as_json: bool,
-) -> Result<(), String> {
+/// What `gradcam --metrics` and `--cascade` measured.
+#[derive(Default)]
+struct Measured {
+    faithfulness: Option<(Faithfulness, SanityCheck)>,
+    cascade: Option<Vec<CascadeStep>>,
+}
+
+fn gradcam_out(cam: &Cam, measured: &Measured, photo: &Photo, colormap: Colormap, opacity: f32, out: Option<&Path>, as_json: bool) -> Result<(), String> {
     if let Some(out) = out {
         save_png(out, &overlay(cam, photo, colormap, opacity))?;
     }
     if as_json {
         let mut value = serde_json::to_value(cam).map_err(|e| e.to_string())?;
-        if let Some((m, sanity)) = metrics {
+        if let Some((m, sanity)) = &measured.faithfulness {
             value["metrics"] = serde_json::to_value(m).map_err(|e| e.to_string())?;
             value["metrics"]["sanity"] = serde_json::to_value(sanity).map_err(|e| e.to_string())?;
+        }
+        if let Some(steps) = &measured.cascade {
+            value["cascade"] = serde_json::to_value(steps).map_err(|e| e.to_string())?;
         }
         say!("{}", json(&value)?);
         return Ok(());
     }
     say!("class {} '{}' (p = {:.3}) at {} [{}×{}]", cam.class, cam.label, cam.prob, cam.layer, cam.height, cam.width);
-    if let Some((m, sanity)) = metrics {
+    if let Some((m, sanity)) = &measured.faithfulness {
         say!("faithfulness of the map (probability of class {}: {:.4})", m.class, m.prob);
         say!("  deletion AUC   {:.4}  (a random map: {:.4}; lower is better)", m.deletion.auc, m.random_deletion.auc);
         say!("  insertion AUC  {:.4}  (a random map: {:.4}; higher is better)", m.insertion.auc, m.random_insertion.auc);
@@ -592,6 +638,12 @@ fn gradcam_out(
             sanity.randomized_after,
             sanity.rank_correlation
         );
+    }
+    if let Some(steps) = &measured.cascade {
+        say!("cascading randomization, top down (rank correlation with this map; near 1: the map ignores the network)");
+        for step in steps {
+            say!("  from {:<32} {:+.3}", step.randomized_from, step.rank_correlation);
+        }
     }
     Ok(())
 }

@@ -185,6 +185,13 @@ impl Network {
         Ok(Network { graph: self.graph.randomized_after(node, draw), ..self.clone() })
     }
 
+    /// The same network with `layer` and every layer after it re-initialized at random (one step
+    /// of the cascading randomization of Adebayo et al. 2018).
+    pub fn randomized_from(&self, layer: &str, draw: &mut dyn FnMut() -> f32) -> Result<Network> {
+        let node = self.node(layer)?;
+        Ok(Network { graph: self.graph.randomized_after(node - 1, draw), ..self.clone() })
+    }
+
     fn node(&self, name: &str) -> Result<usize> {
         self.graph.find(name).filter(|&i| i > 0).ok_or_else(|| {
             let names: Vec<&str> = self.layers.iter().map(|l| l.name.as_str()).collect();
@@ -289,15 +296,33 @@ impl Network {
         let output = self.graph.output();
         self.graph.advance(run, output, |_, _| {})?;
         let out = run.value(output).ok_or_else(|| Error::Backend("the output was not computed".into()))?;
+        Ok(self.head(out))
+    }
+
+    /// The output node's value -> class logits [N, classes].
+    fn head(&self, out: Tensor<4>) -> Tensor<2> {
         let [n, c, h, w] = out.dims();
         let out = out.reshape([n, c * h * w]);
-        Ok(match self.graph.head {
+        match self.graph.head {
             Head::Sigmoid => {
                 let half = out.mul_scalar(0.5);
                 Tensor::cat(vec![half.clone().neg(), half], 1)
             }
             _ => out,
-        })
+        }
+    }
+
+    /// Guided backpropagation (`Graph::guided_gradient`) of `class`'s logit to the 0–255 pixels
+    /// [N, 3, H, W]: the fine detail that raises the class.
+    pub fn guided_gradient(&self, pixels: Tensor<4>, class: usize) -> Result<Tensor<4>> {
+        if class >= self.logit_count() {
+            return Err(Error::invalid(format!("class {class} is out of range: {} has classes 0..{}", self.name, self.logit_count() - 1)));
+        }
+        let leaf = pixels.detach().require_grad();
+        let x = self.preprocess(leaf.clone());
+        let at_input = self.graph.guided_gradient(x.clone(), |out| self.head(out).narrow(1, class, 1).sum())?;
+        let grads = (x * at_input).sum().backward();
+        leaf.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the pixels".into()))
     }
 
     /// Logits -> class probabilities.

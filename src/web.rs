@@ -24,8 +24,9 @@ use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::dream::{deep_dream, DreamOptions};
 use crate::viz::faithfulness::{faithfulness, sanity_check, MetricOptions};
-use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective, Progress};
+use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective, Progress, DEFAULT_DIVERSITY};
 use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
+use crate::viz::guided::{guided_gradcam_picture, guided_gradient};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -204,6 +205,8 @@ struct FilterRequest {
     seed: u64,
     /// Send the current grid with the progress report every this many steps (0: never).
     preview_every: usize,
+    /// Images per filter (default 1), pushed apart by the diversity term.
+    variants: Option<usize>,
 }
 
 /// The overlay's look: the book's jet at 40 % unless the page says otherwise.
@@ -358,6 +361,18 @@ impl Engine {
         })
     }
 
+    /// Guided Grad-CAM of the kept map for the current photo: guided backpropagation of the map's
+    /// class × the map, at the network's input size.
+    pub fn guided(&self) -> js_sys::Promise {
+        let state = self.state.clone();
+        promise(async move {
+            let kept = state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+            let (net, photo) = (state.net()?, state.photo()?);
+            let (gradient, size) = guided_gradient(&net, &photo, kept.cam.class).await?;
+            picture(&guided_gradcam_picture(&gradient, size, &kept.cam))
+        })
+    }
+
     /// DeepDream of the current photo at `layer`: `on_progress(step, steps, objective)` after each
     /// step (false cancels). Resolves to the dreamed picture at the network's input size.
     pub fn dream(&self, layer: String, steps: usize, on_progress: Function) -> js_sys::Promise {
@@ -418,8 +433,8 @@ impl Engine {
         })
     }
 
-    /// Filter patterns: `options` {layer, first, count, size, steps, mode: classic | regularized,
-    /// objective: channel | neuron | class, seed, previewEvery}, optimized as one batch. `on_progress(step, steps, loss, grid_or_null)`
+    /// Filter patterns: `options` {layer, first, count, size, steps, mode: classic | regularized |
+    /// lucid, objective: channel | neuron | class, variants, seed, previewEvery}, optimized as one batch. `on_progress(step, steps, loss, grid_or_null)`
     /// is called after every step (with the current grid every `previewEvery` steps); returning
     /// `false` cancels. Resolves to the final grid picture with a `tiles` array of each filter's.
     pub fn filters(&self, options: JsValue, on_progress: Function) -> js_sys::Promise {
@@ -429,25 +444,28 @@ impl Engine {
             let net = state.net()?;
             let mode = AscentMode::parse(o.mode.as_deref().unwrap_or("classic"))?;
             let objective = Objective::parse(o.objective.as_deref().unwrap_or("channel"))?;
+            let variants = o.variants.unwrap_or(1);
             let options = FilterOptions {
                 layer: o.layer,
                 first: o.first,
                 count: o.count,
+                variants,
+                diversity: DEFAULT_DIVERSITY,
                 size: o.size,
                 steps: o.steps,
-                step_size: 1.0,
+                step_size: mode.default_step_size(),
                 seed: o.seed,
                 mode,
                 objective,
                 preview_every: o.preview_every,
             };
             let report = |p: Progress<'_>| {
-                let grid = p.images.and_then(|images| picture(&pattern_grid(images)).ok()).unwrap_or(JsValue::NULL);
+                let grid = p.images.and_then(|images| picture(&pattern_grid(images, variants)).ok()).unwrap_or(JsValue::NULL);
                 let args = js_sys::Array::of4(&(p.step as u32).into(), &(p.steps as u32).into(), &p.loss.into(), &grid);
                 on_progress.apply(&JsValue::NULL, &args).map(|r| r.as_bool() != Some(false)).unwrap_or(false)
             };
             let patterns = filter_patterns(&net, &options, report).await?;
-            let grid = picture(&pattern_grid(&patterns))?;
+            let grid = picture(&pattern_grid(&patterns, variants))?;
             let tiles = js_sys::Array::new();
             for p in &patterns {
                 tiles.push(&picture(p)?);

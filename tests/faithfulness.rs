@@ -59,3 +59,23 @@ fn sanity_check_notices_a_randomized_head() {
     let same = pollster::block_on(class_activation_map(&untouched, &photo, "_conv_head", Some(cam.class), CamMethod::GradCam, Score::Probability)).unwrap();
     assert_eq!(same.map, cam.map, "re-initializing nothing changed the map");
 }
+
+/// The cascading randomization on the real Lite0: one step per conv or dense layer, top down,
+/// starting with the classifier; the map decorrelates and stays decorrelated further down.
+#[test]
+fn cascading_sanity_goes_top_down_through_every_weighted_layer() {
+    use convlens::graph::LayerKind;
+    use convlens::viz::faithfulness::cascading_sanity;
+    use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
+    let net = lite0();
+    let photo = decode(&std::fs::read(fixture("cat_224.png")).unwrap()).unwrap();
+    let cam = pollster::block_on(class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability)).unwrap();
+    let steps = pollster::block_on(cascading_sanity(&net, &photo, &cam, CamMethod::GradCam, Default::default(), 0)).unwrap();
+    let weighted: Vec<&str> = net.layers().iter().filter(|l| matches!(l.kind, LayerKind::Conv | LayerKind::Dense)).map(|l| l.name.as_str()).rev().collect();
+    let names: Vec<&str> = steps.iter().map(|s| s.randomized_from.as_str()).collect();
+    assert_eq!(names, weighted);
+    let r: Vec<f32> = steps.iter().map(|s| s.rank_correlation).collect();
+    eprintln!("cascade (Grad-CAM, Lite0): first steps {:?}, max below the head {:.3}", &r[..4], r[2..].iter().fold(f32::MIN, |m, v| m.max(*v)));
+    assert!(r[0] < 0.9, "re-initializing the classifier left the map as it was: {}", r[0]);
+    assert!(r[1..].iter().all(|v| *v < 0.5), "the map came back with more layers randomized: {r:?}");
+}

@@ -6,9 +6,11 @@
 mod common;
 use common::lite0;
 use convlens::backend::read_f32;
+use convlens::backend::Backend;
 use convlens::network::Network;
+use convlens::open::import;
 use convlens::picture::{decode, to_pixels, Photo};
-use convlens::viz::filters::{filter_patterns, AscentMode, FilterOptions};
+use convlens::viz::filters::{filter_patterns, robust_objective, AscentMode, FilterOptions};
 
 /// Mean activation of every channel of `layer` for each photo: [photo][channel].
 fn channel_means(net: &Network, photos: &[Photo], layer: &str) -> Vec<Vec<f32>> {
@@ -113,4 +115,30 @@ fn neuron_and_class_objectives_climb() {
             }
         }
     }
+}
+
+/// Lucid's recipe against the book's: for a sample of channels, how much each image excites its
+/// channel after Lucid's random transforms (the same draws for both), as `lucid / classic`.
+fn lucid_over_classic(net: &Network, layer: &str, first: usize, count: usize, size: usize, steps: usize) -> Vec<f32> {
+    let classic = FilterOptions { first, count, size, ..FilterOptions::book(layer) };
+    let lucid = FilterOptions { mode: AscentMode::Lucid, steps, step_size: AscentMode::Lucid.default_step_size(), ..classic.clone() };
+    let score = |o: &FilterOptions| {
+        let patterns = pollster::block_on(filter_patterns(net, o, |_| true)).unwrap();
+        pollster::block_on(robust_objective(net, o, &patterns, 8, 99)).unwrap()
+    };
+    let (c, l) = (score(&classic), score(&lucid));
+    eprintln!("{layer} {first}..{}: classic {c:?}\n  lucid {l:?}", first + count);
+    l.iter().zip(&c).map(|(l, c)| l / c.abs().max(1e-6)).collect()
+}
+
+#[test]
+fn lucid_patterns_survive_the_transforms_better_than_classic() {
+    let lite0 = lite0();
+    let vgg16_bytes = std::fs::read(format!("{}/tests/fixtures/vgg16_tiny_torchvision.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let vgg16 = Network::from_weights(import(&vgg16_bytes, "vgg16").unwrap(), &Backend::Cpu.device().unwrap()).unwrap();
+    let cases = [(&lite0, "_blocks.4", 0), (&lite0, "_blocks.9", 6), (&vgg16, "block3_conv3", 0), (&vgg16, "block5_conv1", 8)];
+    let ratios: Vec<f32> = cases.iter().flat_map(|&(net, layer, first)| lucid_over_classic(net, layer, first, 6, 64, 128)).collect();
+    eprintln!("lucid / classic: {ratios:?}");
+    let wins = ratios.iter().filter(|r| **r > 1.0).count();
+    assert!(wins * 4 >= ratios.len() * 3, "lucid beat classic on only {wins} of {} channels: {ratios:?}", ratios.len());
 }

@@ -10,6 +10,7 @@ use convlens::network::Network;
 use convlens::open::import;
 use convlens::picture::{decode, to_pixels};
 use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
+use convlens::viz::guided::guided_gradient;
 use serde_json::Value;
 
 fn root() -> String {
@@ -217,4 +218,41 @@ fn smoothing_matches_pytorch_grad_cam() {
     let r = correlation(&cam.map, &floats(&lite["gradcam_aug_smooth"]));
     eprintln!("aug_smooth vs pytorch-grad-cam: Lite0 map r = {r:.6}");
     assert!(r > 0.999, "Lite0 aug-smoothed map: r = {r}");
+}
+
+/// Guided backpropagation against pytorch-grad-cam 1.5.7's GuidedBackpropReLUModel on the seeded
+/// tiny VGG16 (tests/fixtures/make_guided.py): the gradient at every 8th pixel.
+#[test]
+fn guided_backprop_matches_pytorch_grad_cam() {
+    let gold = golden("guided_vgg16_tiny.json");
+    let bytes = std::fs::read(format!("{}/tests/fixtures/{}", root(), gold["model"].as_str().unwrap())).unwrap();
+    let net = network(&import(&bytes, "vgg16").unwrap());
+    let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
+    let class = gold["class"].as_u64().unwrap() as usize;
+    let (gradient, [h, w]) = pollster::block_on(guided_gradient(&net, &photo, class)).unwrap();
+    let (stride, offset) = (gold["stride"].as_u64().unwrap() as usize, gold["offset"].as_u64().unwrap() as usize);
+    let reference: Vec<f32> = gold["guided"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().flat_map(floats)).collect();
+    let ours: Vec<f32> = (offset..h)
+        .step_by(stride)
+        .flat_map(|y| (offset..w).step_by(stride).flat_map(move |x| (0..3).map(move |c| (c, y, x))))
+        .map(|(c, y, x)| gradient[(c * h + y) * w + x])
+        .collect();
+    assert_eq!(ours.len(), reference.len());
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+    let r = correlation(&ours, &reference);
+    eprintln!("guided backprop: r = {r:.6}, max |Δ| / max |ref| = {worst:.2e}");
+    assert!(r > 0.9999 && worst < 1e-3, "r = {r}, worst {worst}");
+    // The guided rule matters here: the plain gradient of the same logit is another picture.
+    let pixels = to_pixels(&[photo], net.device()).unwrap().require_grad();
+    let grads = net.forward(pixels.clone()).unwrap().narrow(1, class, 1).sum().backward();
+    let plain = pollster::block_on(read_f32(pixels.grad(&grads).unwrap())).unwrap();
+    let plain: Vec<f32> = (offset..h)
+        .step_by(stride)
+        .flat_map(|y| (offset..w).step_by(stride).flat_map(move |x| (0..3).map(move |c| (c, y, x))))
+        .map(|(c, y, x)| plain[(c * h + y) * w + x])
+        .collect();
+    let r_plain = correlation(&plain, &reference);
+    eprintln!("plain gradient against the guided reference: r = {r_plain:.3}");
+    assert!(r_plain < 0.9, "the plain gradient is as close as the guided one (r = {r_plain})");
 }

@@ -16,6 +16,7 @@ import { loadSample, wirePhotoInput } from './js/photo.js';
 import { readControls, wireViewControls } from './js/controls.js';
 import { wireGradcamControls } from './js/gradcam.js';
 import { wireFaithfulness } from './js/faithfulness.js';
+import { wireGuided } from './js/guided.js';
 import { wireDream } from './js/dream.js';
 import { wireActivationControls } from './js/activations.js';
 import { wireFilterControls } from './js/filters.js';
@@ -44,6 +45,7 @@ function boot() {
   wireViewControls();
   wireGradcamControls();
   wireFaithfulness();
+  wireGuided();
   wireDream();
   wireActivationControls();
   wireFilterControls();

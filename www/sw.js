@@ -25,6 +25,7 @@ const SHELL = [
   './js/format.js',
   './js/gradcam.js',
   './js/faithfulness.js',
+  './js/guided.js',
   './js/dream.js',
   './js/labels.js',
   './js/link.js',

@@ -251,6 +251,10 @@ const ops = {
   },
 
   // Deletion / insertion curves, ROAD and the confidence change of the last map.
+  async guided(_args, _report, transfer) {
+    return picture(await needEngine().guided(), transfer);
+  },
+
   async faithfulness({ steps }) {
     return needEngine().faithfulness(steps);
   },
@@ -288,7 +292,8 @@ const ops = {
     return needEngine().layerStats();
   },
 
-  async filters({ layer, first, count, size, steps, mode, seed, previewEvery }, report, transfer) {
+  // The page's options go to the engine as they are (it names and checks every field).
+  async filters(options, report, transfer) {
     const e = needEngine();
     cancelRequested = false;
     const onProgress = (step, total, loss, grid) => {
@@ -296,7 +301,7 @@ const ops = {
       report({ step, steps: total, loss, grid: picture(grid, t) }, t);
       return !cancelRequested;
     };
-    const grid = await e.filters({ layer, first, count, size, steps, mode, seed, previewEvery }, onProgress);
+    const grid = await e.filters(options, onProgress);
     return { grid: picture(grid, transfer) };
   },
 };

@@ -587,6 +587,17 @@ fn he_normal<const D: usize>(dims: [usize; D], fan_in: usize, draw: &mut dyn FnM
 }
 
 impl Op {
+    /// Whether the op ends in a ReLU (plain, capped or Keras's thresholded one without a negative
+    /// slope): where guided backpropagation (Springenberg et al. 2015) also drops negative
+    /// gradients.
+    pub fn ends_in_relu(&self) -> bool {
+        let relu = |act: &Act| matches!(act, Act::Relu | Act::Relu6) || matches!(act, Act::ReluWith { slope, .. } if *slope == 0.0);
+        match self {
+            Op::Conv { act, .. } | Op::Separable { act, .. } | Op::Dense { act, .. } | Op::Activation(act) => relu(act),
+            _ => false,
+        }
+    }
+
     /// The same op with its learned weights re-initialized (He-normal, biases zero), as Adebayo et
     /// al. (2018) randomize a trained network; normalization and other ops are kept.
     pub fn reinitialized(&self, draw: &mut dyn FnMut() -> f32) -> Op {

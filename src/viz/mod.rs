@@ -7,3 +7,5 @@ pub mod dream;
 pub mod faithfulness;
 pub mod filters;
 pub mod gradcam;
+pub mod guided;
+pub(crate) mod lucid;

@@ -84,6 +84,33 @@ test.describe('the bundled model, step by step on one page', () => {
     await page.selectOption('[data-testid="gradcam-colormap"]', 'jet');
   });
 
+  test('Guided Grad-CAM: detail where the map points, dropped when the map changes', async ({ backend }) => {
+    test.skip(backend !== 'cpu', 'a backward per layer: slow on SwiftShader');
+    await page.click('[data-testid="guided-run"]');
+    await page.waitForSelector('[data-testid="guided-canvas"][data-state="ready"]', { timeout: WAIT });
+    // Detail (spread around mid-gray) in the middle, where the cat's face is, and flat corners.
+    const spread = await page.$eval('[data-testid="guided-canvas"]', (c) => {
+      const std = (x, y, w, h) => {
+        const d = c.getContext('2d').getImageData(x, y, w, h).data;
+        const v = [];
+        for (let i = 0; i < d.length; i += 4) v.push((d[i] + d[i + 1] + d[i + 2]) / 3);
+        const m = v.reduce((a, b) => a + b, 0) / v.length;
+        return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length);
+      };
+      const q = c.width / 4;
+      return { width: c.width, centre: std(q, q, 2 * q, 2 * q), corner: std(0, 0, q / 2, q / 2) };
+    });
+    note(`guided: ${await page.textContent('#guided-status')} ${JSON.stringify(spread)}`);
+    expect(spread.width, 'not at the input size').toBe(224);
+    expect(spread.centre > 2 * spread.corner && spread.centre > 3, `no detail where the cat is: ${JSON.stringify(spread)}`).toBe(true);
+    await shot(page, '2b-guided');
+    await page.selectOption('[data-testid="gradcam-method"]', 'layercam');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="layercam"]', { timeout: WAIT });
+    expect(await page.isHidden('#guided-figure'), 'the picture of the old map is still shown').toBe(true);
+    await page.selectOption('[data-testid="gradcam-method"]', 'gradcam');
+    await page.waitForSelector('[data-testid="gradcam-canvas"][data-state="ready"][data-method="gradcam"]', { timeout: WAIT });
+  });
+
   test('faithfulness: curves and a table that compares Grad-CAM with LayerCAM', async ({ backend }) => {
     test.skip(backend !== 'cpu', '52 forward passes per map: minutes on SwiftShader');
     const t0 = Date.now();
@@ -198,10 +225,12 @@ test.describe('the bundled model, step by step on one page', () => {
     test.skip(backend !== 'cpu', 'a whole forward and backward per step: slow on SwiftShader');
     await page.selectOption('[data-testid="filters-objective"]', 'class');
     expect(await page.isDisabled('[data-testid="filters-layer"]'), 'the layer menu still looks used').toBe(true);
-    await page.fill('[data-testid="filters-first"]', '1');
+    // Classes 500–503: no layer of Lite0 has that many filters, so the run fails unless the
+    // objective reaches the engine.
+    await page.fill('[data-testid="filters-first"]', '500');
     await page.dispatchEvent('[data-testid="filters-first"]', 'change');
     await page.click('[data-testid="filters-start"]');
-    await page.waitForFunction(() => /classes 1–4/.test(document.querySelector('#filters-status').textContent), null, { timeout: WAIT });
+    await page.waitForFunction(() => /classes 500–503/.test(document.querySelector('#filters-status').textContent), null, { timeout: WAIT });
     await page.waitForSelector('[data-testid="filters-canvas"][data-state="ready"]', { timeout: WAIT });
     expect(await page.textContent('#filters-status')).not.toMatch(/error/i);
     expect(await page.evaluate(() => location.hash)).toContain('objective=class');
@@ -209,6 +238,28 @@ test.describe('the bundled model, step by step on one page', () => {
     await page.selectOption('[data-testid="filters-objective"]', 'channel');
     await page.fill('[data-testid="filters-first"]', '0');
     await page.dispatchEvent('[data-testid="filters-first"]', 'change');
+  });
+
+  test('lucid patterns, two diverse images per filter', async ({ backend }) => {
+    test.skip(backend !== 'cpu', 'a Fourier image and random transforms per step: slow on SwiftShader');
+    await page.fill('[data-testid="filters-steps"]', '40');
+    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await page.selectOption('[data-testid="filters-mode"]', 'lucid');
+    expect(await page.inputValue('[data-testid="filters-steps"]'), 'the book\'s 40 steps did not become lucid\'s 128').toBe('128');
+    await page.fill('[data-testid="filters-steps"]', '12');
+    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await page.selectOption('[data-testid="filters-variants"]', '2');
+    await page.click('[data-testid="filters-start"]');
+    await page.waitForFunction(() => /2 diverse images each/.test(document.querySelector('#filters-status').textContent), null, { timeout: WAIT });
+    await page.waitForSelector('[data-testid="filters-canvas"][data-state="ready"]', { timeout: WAIT });
+    const stats = await canvasStats(page, 'filters-canvas');
+    note(`lucid: ${await page.textContent('#filters-status')} ${JSON.stringify(stats)}`);
+    expect(stats.width > 0 && stats.std > 3, `the lucid grid looks blank (${JSON.stringify(stats)})`).toBe(true);
+    const hash = await page.evaluate(() => location.hash);
+    expect(hash.includes('mode=lucid') && hash.includes('variants=2'), `the link lost the method: ${hash}`).toBe(true);
+    await shot(page, '4c-lucid');
+    await page.selectOption('[data-testid="filters-variants"]', '1');
+    await page.selectOption('[data-testid="filters-mode"]', 'classic');
   });
 
   test('Cancel stops a long run, the page keeps working', async ({ backend }) => {

@@ -10,7 +10,7 @@ import { fillClassList } from './labels.js';
 import { refresh } from './render.js';
 import { setCamClass } from './gradcam.js';
 import { markChartLayer } from './activations.js';
-import { filterChannels } from './filters.js';
+import { defaultSteps, filterChannels } from './filters.js';
 
 export const VIEWS = ['gradcam', 'activations', 'filters'];
 
@@ -88,8 +88,12 @@ export function readControls() {
   f.count = Number($('#flt-count').value);
   f.first = Number($('#flt-first').value);
   f.size = Number($('#flt-size').value);
+  const mode = $('#flt-mode').value;
+  // A method's own step count follows the method, unless the user chose another.
+  if (mode !== f.mode && Number($('#flt-steps').value) === defaultSteps(f.mode)) $('#flt-steps').value = String(defaultSteps(mode));
   f.steps = Number($('#flt-steps').value);
-  f.mode = $('#flt-mode').value;
+  f.mode = mode;
+  f.variants = Number($('#flt-variants').value);
   f.objective = $('#flt-objective').value;
   $('#flt-layer').disabled = f.objective === 'class';
   $('#flt-first').max = String(Math.max(0, filterChannels() - 1));
@@ -149,7 +153,7 @@ export function wireViewControls() {
       selectView(tabs[(next + tabs.length) % tabs.length].dataset.view, { focus: true });
     });
   }
-  for (const id of ['#cam-layer', '#cam-method', '#cam-eigen', '#cam-aug', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-objective', '#flt-first', '#flt-steps']) {
+  for (const id of ['#cam-layer', '#cam-method', '#cam-eigen', '#cam-aug', '#cam-colormap', '#act-layer', '#act-colormap', '#flt-layer', '#flt-count', '#flt-size', '#flt-mode', '#flt-variants', '#flt-objective', '#flt-first', '#flt-steps']) {
     $(id).addEventListener('change', onControlChange);
   }
   for (const button of $$('button.download')) {

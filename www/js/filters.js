@@ -8,6 +8,15 @@ import { state } from './state.js';
 import { handleFatal, startEngine } from './engine.js';
 import { refresh } from './render.js';
 
+// Steps each method starts with on the page: the book's 40; for lucid, enough for Adam to settle
+// (Lucid's own 512 at 128 px is minutes on one browser thread; 128 gives readable images at 64 px).
+const STEPS = { classic: 40, regularized: 40, lucid: 128 };
+const MAX_STEPS = 1000;
+
+export function defaultSteps(mode) {
+  return STEPS[mode] || 40;
+}
+
 // How many filters the chosen layer has (classes, when a class is maximized).
 export function filterChannels() {
   if (state.filters.objective === 'class') return state.model?.classes || 0;
@@ -25,8 +34,8 @@ async function startFilters() {
   }
   const channels = filterChannels();
   const count = Math.min(f.count, channels);
-  if (!Number.isInteger(f.steps) || f.steps < 1 || f.steps > 500) {
-    setError('filters', 'steps must be a whole number from 1 to 500');
+  if (!Number.isInteger(f.steps) || f.steps < 1 || f.steps > MAX_STEPS) {
+    setError('filters', `steps must be a whole number from 1 to ${MAX_STEPS}`);
     return;
   }
   if (!Number.isInteger(f.first) || f.first < 0 || f.first + count > channels) {
@@ -48,14 +57,15 @@ async function startFilters() {
   progress.value = 0;
   setCanvasState(canvas, 'busy');
   const range = `${f.first}–${f.first + count - 1}`;
-  const what = f.objective === 'class' ? `${count} image${count === 1 ? '' : 's'} of classes ${range}` : `${count} pattern${count === 1 ? '' : 's'} of ${f.layer} (filters ${range})`;
+  const each = f.variants > 1 ? `, ${f.variants} diverse images each` : '';
+  const what = (f.objective === 'class' ? `${count} image${count === 1 ? '' : 's'} of classes ${range}` : `${count} pattern${count === 1 ? '' : 's'} of ${f.layer} (filters ${range})`) + each;
   setStatus('filters', `Starting ${what}…`, true);
   const t0 = performance.now();
   const previewEvery = Math.max(1, Math.round(f.steps / 10));
   try {
     const out = await compute.call(
       'filters',
-      { layer: f.layer, first: f.first, count, size: f.size, steps: f.steps, mode: f.mode, objective: f.objective, seed: 0, previewEvery },
+      { layer: f.layer, first: f.first, count, size: f.size, steps: f.steps, mode: f.mode, variants: f.variants, objective: f.objective, seed: 0, previewEvery },
       {
         onProgress: (p) => {
           progress.value = p.step;
@@ -79,7 +89,7 @@ async function startFilters() {
     $('#flt-animation').disabled = f.frames.length < 2;
     progress.value = f.steps;
     canvas.setAttribute('aria-label', `Filter patterns: ${what}`);
-    $('#filters-caption').textContent = `${what}, ${f.size}×${f.size} px, ${f.steps} steps, ${f.mode === 'classic' ? 'classic' : 'regularized'}.`;
+    $('#filters-caption').textContent = `${what}, ${f.size}×${f.size} px, ${f.steps} steps, ${f.mode}.`;
     setCanvasState(canvas, 'ready');
     setStatus('filters', `Done in ${seconds(performance.now() - t0)}.`);
   } catch (err) {

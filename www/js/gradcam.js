@@ -10,6 +10,7 @@ import { writeHash } from './link.js';
 import { handleFatal } from './engine.js';
 import { keys, once, refresh, waitNote } from './render.js';
 import { showFaithfulness } from './faithfulness.js';
+import { showGuided } from './guided.js';
 
 export function setCamClass(index, { quiet = false } = {}) {
   state.gradcam.cls = index;
@@ -64,6 +65,7 @@ export function updateGradcam() {
   const g = state.gradcam;
   redrawOverlay();
   showFaithfulness();
+  showGuided();
   once('gradcam', keys().gradcam, async (current) => {
     setCanvasState(canvas, 'busy');
     setStatus('gradcam', `Computing ${$('#cam-method').selectedOptions[0].textContent} at ${g.layer}${waitNote()}…`, true);
@@ -76,6 +78,8 @@ export function updateGradcam() {
       drawPicture(canvas, out.overlay);
       Object.assign(shown, { map: keys().gradcam, look });
       showFaithfulness();
+      showGuided();
+  showGuided();
       const { info } = out;
       canvas.dataset.photo = state.photo.name;
       canvas.dataset.model = state.model.model;

@@ -1,5 +1,5 @@
 // The URL hash (#model=…&view=…&layer=…&class=…&labels=…&sample=…&backend=…&weights=…&prep=…
-// &method=…&eigen=1&aug=1&first=…&count=…&mode=…&objective=…) mirrors what is shown, so a link reproduces the view:
+// &method=…&eigen=1&aug=1&first=…&count=…&mode=…&variants=…&objective=…) mirrors what is shown, so a link reproduces the view:
 // writeHash() after every change, applyHash() at start and when the user edits the address.
 
 import { $, setError } from './dom.js';
@@ -57,6 +57,8 @@ export function writeHash() {
     params.set('count', String(pending?.count ?? f.count));
     const mode = pending?.mode || f.mode;
     if (mode && mode !== 'classic') params.set('mode', mode);
+    const variants = pending?.variants || f.variants;
+    if (variants > 1) params.set('variants', String(variants));
     const objective = pending?.objective || f.objective;
     if (objective && objective !== 'channel') params.set('objective', objective);
   }
@@ -81,7 +83,7 @@ export function applyHash(initial) {
   const weights = /^https?:\/\//i.test(h.weights || '') ? h.weights : undefined;
   const count = /^\d+$/.test(h.count || '') ? Number(h.count) : undefined;
   const first = /^\d+$/.test(h.first || '') ? Number(h.first) : undefined;
-  state.pendingHash = { view: state.view, layer: h.layer || null, cls, model, labels, weights, prep: h.prep || undefined, method: h.method, eigen: h.eigen === '1', aug: h.aug === '1', first, count, mode: h.mode, objective: h.objective };
+  state.pendingHash = { view: state.view, layer: h.layer || null, cls, model, labels, weights, prep: h.prep || undefined, method: h.method, eigen: h.eigen === '1', aug: h.aug === '1', first, count, mode: h.mode, variants: Number(h.variants) || undefined, objective: h.objective };
 
   if (!initial) {
     if (backendChanged) {
@@ -132,6 +134,7 @@ export function applyPendingHash() {
   $('#cam-eigen').checked = Boolean(pending.eigen);
   $('#cam-aug').checked = Boolean(pending.aug);
   choose('#flt-mode', pending.mode);
+  choose('#flt-variants', pending.variants);
   choose('#flt-objective', pending.objective);
   choose('#flt-count', pending.count);
   if (pending.first !== undefined) $('#flt-first').value = String(Math.min(pending.first, Math.max(0, filterChannels() - 1)));

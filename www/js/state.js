@@ -27,7 +27,7 @@ export const state = {
   // A faithfulness measurement is running (its button waits).
   faithRunning: false,
   act: { layer: null, colormap: 'viridis', channel: 0, shape: null, grid: null },
-  filters: { layer: null, count: 16, first: 0, size: 64, steps: 40, mode: 'classic', objective: 'channel', running: false, cancelTimer: 0, frames: [] },
+  filters: { layer: null, count: 16, first: 0, size: 64, steps: 40, mode: 'classic', variants: 1, objective: 'channel', running: false, cancelTimer: 0, frames: [] },
   rendered: {},
   inflight: {},
   pendingHash: null, // layer/class from the URL, applied once the model is loaded
