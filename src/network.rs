@@ -282,6 +282,16 @@ impl Network {
         self.logits(&mut run)
     }
 
+    /// `layer`'s activation and the class logits from one forward pass, the gradient flowing
+    /// through both.
+    pub fn forward_with(&self, pixels: Tensor<4>, layer: &str) -> Result<(Tensor<4>, Tensor<2>)> {
+        let index = self.layer_index(layer)?;
+        let mut run = self.start(pixels, None)?;
+        self.advance(&mut run, index, |_, _| {})?;
+        let activation = self.value(&run, index).ok_or_else(|| Error::Layer(format!("layer '{layer}' was not reached")))?;
+        Ok((activation, self.logits(&mut run)?))
+    }
+
     /// Class logits with `layer`'s output as a leaf that requires grad: (leaf, logits). The
     /// backward of a class score stops at the leaf; every other branch keeps its own tensors.
     pub fn forward_tapped(&self, pixels: Tensor<4>, layer: &str) -> Result<(Tensor<4>, Tensor<2>)> {

@@ -91,7 +91,8 @@ pub struct FilterOptions {
     /// Images per filter (the batch holds `count · variants`, each filter's images side by side).
     pub variants: usize,
     /// Weight of Lucid's diversity term, which pushes a filter's `variants` images apart (the
-    /// cosine similarity of their Gram matrices at `layer`, subtracted from the objective).
+    /// cosine similarity of their Gram matrices at `layer`, or for classes at the model's filter
+    /// layer, subtracted from the objective).
     pub diversity: f32,
     /// Side of the square images, in pixels (the book: 150; its grid: 64).
     pub size: usize,
@@ -184,9 +185,6 @@ fn check(net: &Network, o: &FilterOptions) -> Result<usize> {
     }
     if o.variants == 0 || o.count * o.variants > 512 {
         return Err(Error::invalid(format!("{} filters × {} images each is not 1 to 512 images", o.count, o.variants)));
-    }
-    if o.variants > 1 && o.diversity != 0.0 && o.objective == Objective::Class {
-        return Err(Error::invalid("the diversity term compares a layer's activations: use it with a channel or neuron objective"));
     }
     if o.steps == 0 {
         return Err(Error::invalid("steps must be at least 1"));
@@ -337,16 +335,24 @@ pub async fn robust_objective(net: &Network, o: &FilterOptions, patterns: &[Rgba
 /// its own class's logit. `select` is one-hot [B, C, 1, 1] over channels or classes. With several
 /// variants per filter and a diversity weight, also Lucid's diversity of each filter's images.
 fn objective_values(net: &Network, o: &FilterOptions, input: Tensor<4>, select: &Tensor<4>) -> Result<(Tensor<4>, Option<Tensor<1>>)> {
+    let diverse = o.variants > 1 && o.diversity != 0.0;
     let activation = match o.objective {
         Objective::Class => {
-            let logits = net.forward(input)?;
+            // A class's images are made diverse at the model's usual filter layer.
+            let (logits, diversity) = match diverse {
+                true => {
+                    let (activation, logits) = net.forward_with(input, net.default_filter_layer())?;
+                    (logits, Some(diversity(activation, o.variants)))
+                }
+                false => (net.forward(input)?, None),
+            };
             let [b, c] = logits.dims();
-            return Ok(((logits.reshape([b, c, 1, 1]) * select.clone()).sum_dims(&[1, 2, 3]), None));
+            return Ok(((logits.reshape([b, c, 1, 1]) * select.clone()).sum_dims(&[1, 2, 3]), diversity));
         }
         _ => net.forward_until(input, &o.layer)?,
     };
     let [_, _, h, w] = activation.dims();
-    let diversity = (o.variants > 1 && o.diversity != 0.0).then(|| diversity(activation.clone(), o.variants));
+    let diversity = diverse.then(|| diversity(activation.clone(), o.variants));
     let values = match o.objective {
         Objective::Neuron => (activation.narrow(2, h / 2, 1).narrow(3, w / 2, 1) * select.clone()).sum_dims(&[1, 2, 3]),
         _ => (activation * select.clone()).sum_dims(&[1, 2, 3]).div_scalar((h * w) as f32),
