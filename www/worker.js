@@ -18,7 +18,10 @@ const COMPACT_ABOVE = 64e6;
 // The header that marks a cached file as our f16 rewrite of the download (verified before).
 const COMPACT_HEADER = 'X-ConvLens-Compact';
 
-let wasmReady = null;
+// The wasm compiles as soon as the worker starts, while the page is still loading (a failure is
+// reported by `create`).
+const wasmReady = init();
+wasmReady.catch(() => {});
 let engine = null;
 let cancelRequested = false;
 // The bytes of the loaded model's file, when the page asked to keep them: {sourceId, bytes, source}.
@@ -177,7 +180,6 @@ async function weightsFromUrl({ url, sha256, size, model }, report) {
 
 const ops = {
   async create({ backend }) {
-    wasmReady ??= init();
     await wasmReady;
     engine = null;
     engine = await Engine.create(backend);

@@ -21,15 +21,23 @@ class Compute {
   }
 
   start() {
-    this.worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+    // The first start adopts the worker index.html started early (already compiling the wasm).
+    const early = window.convlensWorker;
+    window.convlensWorker = null;
+    this.worker = early || new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => {
       event.preventDefault();
-      const detail = event.message ? `: ${event.message}` : '';
-      this.failAll(new ComputeError(`the compute engine could not be loaded (pkg/convlens.js and its .wasm)${detail}`, { fatal: true }));
-      this.onCrash();
+      this.crashed(event.message);
     };
+    if (early?.failed) setTimeout(() => this.crashed(early.failed), 0);
     this.worker.onmessageerror = () => this.failAll(new ComputeError('a message from the compute engine could not be read'));
+  }
+
+  crashed(message) {
+    const detail = message ? `: ${message}` : '';
+    this.failAll(new ComputeError(`the compute engine could not be loaded (pkg/convlens.js and its .wasm)${detail}`, { fatal: true }));
+    this.onCrash();
   }
 
   stop() {

@@ -11,6 +11,12 @@ export function show(el, text) {
   el.hidden = !text;
 }
 
+// A performance mark of the page's first look (engine up, model loaded, photo, first prediction),
+// set once per page: the benchmark and the tests read them.
+export function markOnce(name) {
+  if (performance.getEntriesByName(`convlens:${name}`).length === 0) performance.mark(`convlens:${name}`);
+}
+
 export function setError(name, err) {
   const el = $(`#${name}-error`);
   if (!el) return;

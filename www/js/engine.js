@@ -2,7 +2,7 @@
 // restarting the worker, and a fresh engine after a trap in the wasm.
 
 import { messageOf } from './format.js';
-import { $ } from './dom.js';
+import { $, markOnce } from './dom.js';
 import { compute, isQuiet } from './compute.js';
 import { state } from './state.js';
 import { writeHash } from './link.js';
@@ -93,6 +93,7 @@ export async function startEngine() {
     detail = messageOf(err);
   }
   if (gen !== state.engineGen) return;
+  markOnce('engine');
   showBackend(state.backend, notice, detail);
   await loadManifest();
   if (gen !== state.engineGen) return;

@@ -2,7 +2,7 @@
 // the user picks or drops, weights from a web address, and the preprocessing menu.
 
 import { megabytes, seconds, sentence } from './format.js';
-import { $, $$, setError, show } from './dom.js';
+import { $, $$, markOnce, setError, show } from './dom.js';
 import { compute, isQuiet } from './compute.js';
 import { state } from './state.js';
 import { bigDownload, catalogueEntry, entryOf, entryTitle, FILE_ENTRY, isBundled, isEntry, isLoaded, modelTitle, sizeOf } from './catalogue.js';
@@ -294,6 +294,7 @@ export async function loadModel(source, { options = {}, reload = false, keepSele
     };
     const out = await compute.call('load', args, { slot: 'load', onProgress: showModelProgress });
     if (gen !== state.loadGen || engineGen !== state.engineGen) return;
+    markOnce('model');
     const info = out.info;
     const previous = state.model;
     const asked = source.model;

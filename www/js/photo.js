@@ -1,7 +1,7 @@
 // The photo: a sample, a file picked, dropped or pasted, decoded and scaled down in the page. A
 // model file dropped outside the model card is handed to the model loader.
 
-import { $, $$, setError } from './dom.js';
+import { $, $$, markOnce, setError } from './dom.js';
 import { state } from './state.js';
 import { writeHash } from './link.js';
 import { loadUserFile, splitFiles } from './models.js';
@@ -51,6 +51,7 @@ async function usePhoto(blob, { name, sample = null }) {
     const photo = await decodePhoto(blob, name);
     if (gen !== state.photoLoadGen) return;
     state.photo = { ...photo, name, sample };
+    markOnce('photo');
     state.photoGen++;
     const preview = $('#photo-preview');
     preview.width = photo.width;

@@ -1,7 +1,7 @@
 // The prediction list: the top classes for the photo; choosing one shows its Grad-CAM.
 
 import { percent, seconds } from './format.js';
-import { $, setError, setStatus } from './dom.js';
+import { $, markOnce, setError, setStatus } from './dom.js';
 import { compute, isQuiet } from './compute.js';
 import { state } from './state.js';
 import { modelTitle } from './catalogue.js';
@@ -25,6 +25,7 @@ export function updatePredictions() {
       list.dataset.model = state.model.model;
       list.dataset.fromFile = String(state.model.from_file);
       list.dataset.state = 'ready';
+      markOnce('first-prediction');
       setStatus('predict', `${state.photo.name}, ${modelTitle(state.model)}, ${seconds(performance.now() - t0)}`);
     } catch (err) {
       if (isQuiet(err) || !current()) return;

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// The page's first look, measured in headless Chromium on the CPU path (navigator.gpu removed, as
+// on a machine without WebGPU): dist/ served by tools/serve.mjs, one visit to fill the caches, then
+// RUNS visits in the same profile (a returning visitor: HTTP and Cache API warm). Each visit reads
+// the page's own performance marks (www/js/dom.js `markOnce`): engine up, model loaded, first
+// prediction shown, all from navigation start. Then, on the last page, a sample photo is chosen
+// RUNS times and timed until its predictions are shown (photo → prediction; what a drop costs).
+//
+//   make dist && node bench/browser/first_look.mjs        (RUNS=5; CHROMIUM=/usr/bin/chromium)
+//
+// Prints a Markdown section (5.5 of bench/RESULTS.md when run by bench/bench.sh).
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from '../../tools/serve.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const require = createRequire(path.join(repo, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const RUNS = Number(process.env.RUNS || 5);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const FLAGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SAMPLES = ['coffee', 'astronaut', 'rocket', 'cat'];
+
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const seconds = (ms) => (ms / 1000).toFixed(2);
+const cell = (v) => `${seconds(median(v))} s <sub>(${seconds(Math.min(...v))}–${seconds(Math.max(...v))})</sub>`;
+
+async function visit(context, url) {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.waitForFunction(() => performance.getEntriesByName('convlens:first-prediction').length > 0, null, { timeout: 120_000 });
+  const marks = await page.evaluate(() => {
+    const at = (name) => performance.getEntriesByName(`convlens:${name}`)[0]?.startTime;
+    const nav = performance.getEntriesByType('navigation')[0];
+    return { html: nav.domContentLoadedEventEnd, engine: at('engine'), model: at('model'), prediction: at('first-prediction') };
+  });
+  return { page, marks };
+}
+
+// Chooses a sample photo and waits for its predictions: milliseconds.
+async function photoToPrediction(page, sample) {
+  return page.evaluate(async (name) => {
+    const list = document.querySelector('#predictions');
+    const t0 = performance.now();
+    document.querySelector(`[data-sample="${name}"]`).click();
+    await new Promise((resolve) => {
+      const done = () => list.dataset.photo === `${name}.jpg` && list.dataset.state === 'ready';
+      const observer = new MutationObserver(() => done() && (observer.disconnect(), resolve()));
+      observer.observe(list, { attributes: true, childList: true });
+    });
+    return performance.now() - t0;
+  }, sample);
+}
+
+async function main() {
+  if (!existsSync(path.join(repo, 'dist/index.html'))) throw new Error('dist/ is missing: run `make dist` first');
+  const { server, url } = await serve(path.join(repo, 'dist'), { port: 0, base: '/convlens/' });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.addInitScript(() => delete Navigator.prototype.gpu);
+    const first = `${url}#sample=cat`;
+    (await visit(context, first)).page.close(); // fills the HTTP cache, the weights cache, the service worker
+    const visits = [];
+    let last = null;
+    for (let i = 0; i < RUNS; i++) {
+      if (last) await last.close();
+      const { page, marks } = await visit(context, first);
+      visits.push(marks);
+      last = page;
+    }
+    const drops = [];
+    for (let i = 0; i < RUNS; i++) drops.push(await photoToPrediction(last, SAMPLES[i % SAMPLES.length]));
+    const version = browser.version();
+    const col = (key) => visits.map((v) => v[key]);
+    const lines = [
+      '### 5.5 First look: the page on the CPU path',
+      '',
+      `\`node bench/browser/first_look.mjs\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: Chromium ${version} headless, navigator.gpu removed (the CPU path, one wasm thread), dist/ served locally, the bundled EfficientNet-Lite0. One visit fills the caches; then ${RUNS} visits in the same profile (a returning visitor), each timed from navigation start by the page's own marks; medians (min–max). *Photo → prediction*: a sample photo chosen on the open page until its five classes are shown (fetch, decode, scale, classify), ${RUNS} times, different photos.`,
+      '',
+      '| step | from navigation start | target |',
+      '|---|---|---|',
+      `| HTML parsed (DOMContentLoaded) | ${cell(col('html'))} | |`,
+      `| engine up (wasm compiled, \`Engine.create\`) | ${cell(col('engine'))} | |`,
+      `| model loaded (weights from the cache, verified, built) | ${cell(col('model'))} | |`,
+      `| **first prediction shown** | ${cell(col('prediction'))} | under 1 s |`,
+      `| **photo → prediction** (Lite0) | ${cell(drops)} | under 0.15 s |`,
+      '',
+    ];
+    console.log(lines.join('\n'));
+    await context.close();
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(`first_look: ${err.message}`);
+  process.exit(1);
+});
