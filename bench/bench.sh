@@ -45,16 +45,20 @@ echo "bench: measuring (${args[*]}); progress below"
 python3 bench/run_bench.py --python "$VENV/bin/python" "${args[@]}"
 
 # The browser half: TF.js 4.22 (webgpu, wasm) against ConvLens's wasm build in pkg/ (webgpu, cpu) in
-# headless Chromium (bench/browser/bench.mjs), put into bench/RESULTS.md as section 5.
+# headless Chromium (bench/browser/bench.mjs), and the page's first look (bench/browser/first_look.mjs),
+# put into bench/RESULTS.md as section 5.
 if [ "${BROWSER:-1}" != 0 ]; then
 	if [ ! -f bench/browser/node_modules/.package-lock.json ] || [ bench/browser/package-lock.json -nt bench/browser/node_modules/.package-lock.json ]; then
 		echo "bench: installing TF.js 4.22 for the browser half in bench/browser/node_modules (once)"
 		(cd bench/browser && npm ci --no-audit --no-fund)
 	fi
-	echo "bench: building ConvLens for the browser (make wasm)"
-	make --no-print-directory wasm JOBS="$JOBS" >/dev/null
+	echo "bench: building ConvLens for the browser (make dist)"
+	make --no-print-directory dist JOBS="$JOBS" >/dev/null
 	echo "bench: measuring in the browser (bench/browser/bench.mjs); progress below"
 	if node bench/browser/bench.mjs; then
+		# The page itself: page open -> first prediction, photo -> prediction (section 5.5).
+		echo "bench: the page's first look (bench/browser/first_look.mjs)"
+		node bench/browser/first_look.mjs >>bench/.cache/browser.md || echo "bench: the first-look measurement failed (see above)" >&2
 		python3 bench/run_bench.py --append-browser bench/.cache/browser.md
 	else
 		echo "bench: the browser half failed (see above); bench/RESULTS.md has no section 5" >&2
