@@ -1,8 +1,8 @@
 // ConvLens's service worker: the page opens without a network once it has been seen.
 //
 // Network first, cache as the fallback: every successful same-origin GET (the page, its scripts,
-// the wasm, the bundled weights, the sample photos) is stored as it passes, and served from the
-// cache only when the network fails. So an online visitor always gets the current files (no stale
+// the wasm, the sample photos) is stored as it passes (unless the copy is the same version), and
+// served from the cache only when the network fails. So an online visitor always gets the current files (no stale
 // deploys), and an offline one gets the last ones seen. Its scope is its own folder, so the bundle
 // works under any sub-path.
 
@@ -57,6 +57,16 @@ self.addEventListener('install', (event) => {
 });
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
+// Whether two responses are the same version of a file (by ETag, else Last-Modified and length):
+// then the copy is not written again, which for the 31 MB wasm costs more than the page's start.
+function sameVersion(a, b) {
+  if (!a || !b) return false;
+  const header = (r, name) => r.headers.get(name);
+  if (header(a, 'etag') || header(b, 'etag')) return header(a, 'etag') === header(b, 'etag');
+  const modified = header(a, 'last-modified');
+  return Boolean(modified) && modified === header(b, 'last-modified') && header(a, 'content-length') === header(b, 'content-length');
+}
+
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   const url = new URL(request.url);
@@ -66,8 +76,8 @@ self.addEventListener('fetch', (event) => {
     (async () => {
       const cache = await caches.open(CACHE);
       try {
-        const response = await fetch(request);
-        if (response.ok && response.type === 'basic') {
+        const [response, copy] = await Promise.all([fetch(request), cache.match(request)]);
+        if (response.ok && response.type === 'basic' && !sameVersion(response, copy)) {
           // Stored without waiting; a full quota only costs the offline copy.
           event.waitUntil(cache.put(request, response.clone()).catch(() => {}));
         }

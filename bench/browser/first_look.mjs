@@ -65,7 +65,7 @@ async function main() {
   const { server, url } = await serve(path.join(repo, 'dist'), { port: 0, base: '/convlens/' });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: process.env.NO_SW ? 'block' : 'allow' });
     await context.addInitScript(() => delete Navigator.prototype.gpu);
     const first = `${url}#sample=cat`;
     (await visit(context, first)).page.close(); // fills the HTTP cache, the weights cache, the service worker
