@@ -6,7 +6,8 @@
 // prediction shown, all from navigation start. Then, on the last page, a sample photo is chosen
 // RUNS times and timed until its predictions are shown (photo → prediction; what a drop costs).
 //
-//   make dist && node bench/browser/first_look.mjs        (RUNS=5; CHROMIUM=/usr/bin/chromium)
+//   make dist && node bench/browser/first_look.mjs        (RUNS=5; CHROMIUM=/usr/bin/chromium;
+//                                                          NO_SW=1 blocks the service worker)
 //
 // Prints a Markdown section (5.5 of bench/RESULTS.md when run by bench/bench.sh).
 

@@ -11,7 +11,7 @@
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backend::read_f32;
 use crate::choice::{self, ValueEnum};
@@ -237,6 +237,14 @@ impl Canvas {
     }
 }
 
+/// One-hot [B, C, 1, 1] selecting each image's own filter (or class) out of `channels`.
+fn own_filters(o: &FilterOptions, channels: usize, device: &Device) -> Tensor<4> {
+    let b = o.count * o.variants;
+    let mut select = vec![0f32; b * channels];
+    (0..b).for_each(|i| select[i * channels + o.first + i / o.variants] = 1.0);
+    Tensor::from_data(TensorData::new(select, [b, channels, 1, 1]), device)
+}
+
 /// Runs gradient ascent for filters `first..first+count` of `layer`, all in one batch.
 /// `progress` is called after every step; returning false cancels (the result is `Err(Cancelled)`).
 pub async fn filter_patterns(net: &Network, o: &FilterOptions, mut progress: impl FnMut(Progress<'_>) -> bool) -> Result<Vec<Rgba>> {
@@ -253,10 +261,7 @@ pub async fn filter_patterns(net: &Network, o: &FilterOptions, mut progress: imp
             Canvas::Pixels(Tensor::<4>::from_data(TensorData::new(noise, [b, 3, s, s]), device))
         }
     };
-    // One-hot [B, C, 1, 1] selecting each image's own filter; dividing by H*W makes each term a mean.
-    let mut select = vec![0f32; b * channels];
-    (0..b).for_each(|i| select[i * channels + o.first + i / o.variants] = 1.0);
-    let select = Tensor::<4>::from_data(TensorData::new(select, [b, channels, 1, 1]), device);
+    let select = own_filters(o, channels, device);
     let mut rng = SplitMix(o.seed.wrapping_add(1) ^ 0x9E37_79B9_7F4A_7C15);
     for step in 1..=o.steps {
         let leaf = canvas.parameter().detach().require_grad();
@@ -318,9 +323,7 @@ pub async fn robust_objective(net: &Network, o: &FilterOptions, patterns: &[Rgba
         }
     }
     let pixels = Tensor::<4>::from_data(TensorData::new(pixels, [b, 3, s, s]), device);
-    let mut select = vec![0f32; b * channels];
-    (0..b).for_each(|i| select[i * channels + o.first + i / o.variants] = 1.0);
-    let select = Tensor::<4>::from_data(TensorData::new(select, [b, channels, 1, 1]), device);
+    let select = own_filters(o, channels, device);
     let mut rng = SplitMix(seed);
     let mut total = vec![0f32; b];
     for _ in 0..draws {
