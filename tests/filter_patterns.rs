@@ -82,6 +82,14 @@ fn bad_options_are_refused() {
     options.steps = 0;
     let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
     assert!(err.contains("steps"), "{err}");
+    options.steps = 4;
+    options.variants = usize::MAX / 2;
+    let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
+    assert!(err.contains("512 images"), "{err}");
+    options.variants = 2;
+    options.diversity = f32::NAN;
+    let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
+    assert!(err.contains("diversity"), "{err}");
     let options = FilterOptions::book("no_such_layer");
     let err = pollster::block_on(filter_patterns(&net, &options, |_| true)).unwrap_err().to_string();
     assert!(err.contains("unknown layer"), "{err}");

@@ -183,8 +183,11 @@ fn check(net: &Network, o: &FilterOptions) -> Result<usize> {
     if o.first + o.count > channels {
         return Err(Error::invalid(format!("{what} 0..{}; {}..{} is out of range", channels - 1, o.first, o.first + o.count - 1)));
     }
-    if o.variants == 0 || o.count * o.variants > 512 {
+    if !o.count.checked_mul(o.variants).is_some_and(|n| (1..=512).contains(&n)) {
         return Err(Error::invalid(format!("{} filters × {} images each is not 1 to 512 images", o.count, o.variants)));
+    }
+    if !o.diversity.is_finite() || !o.step_size.is_finite() || o.step_size <= 0.0 {
+        return Err(Error::invalid("the step size must be a positive number and the diversity weight a number"));
     }
     if o.steps == 0 {
         return Err(Error::invalid("steps must be at least 1"));

@@ -28,8 +28,8 @@ pub(crate) struct FourierImage {
     size: usize,
     /// Frequencies kept along x: size / 2 + 1 (the real DFT's half spectrum).
     half: usize,
-    /// Each frequency's scale 1 / max(|f|, 1/size) · size, laid out as the parameter's columns.
-    scale: Tensor<2>,
+    /// Each frequency's scale 1 / max(|f|, 1/size) · size, [ky, 1, kx] (the same for every image).
+    scale: Tensor<3>,
     /// Inverse DFT along y: cos and sin of 2π·ky·y/size, [y, ky].
     cos_y: Tensor<2>,
     sin_y: Tensor<2>,
@@ -46,13 +46,11 @@ impl FourierImage {
         let n = size as f32;
         // numpy's fftfreq along y (signed, folded) and rfftfreq along x, in cycles per pixel.
         let freq_y = |k: usize| if k <= size / 2 { k as f32 } else { k as f32 - n } / n;
-        let mut scale = Vec::with_capacity(size * batch * 3 * half);
+        let mut scale = Vec::with_capacity(size * half);
         for ky in 0..size {
-            for _ in 0..batch * 3 {
-                for kx in 0..half {
-                    let f = (freq_y(ky).powi(2) + (kx as f32 / n).powi(2)).sqrt();
-                    scale.push(n / f.max(1.0 / n));
-                }
+            for kx in 0..half {
+                let f = (freq_y(ky).powi(2) + (kx as f32 / n).powi(2)).sqrt();
+                scale.push(n / f.max(1.0 / n));
             }
         }
         let table = |rows: usize, cols: usize, f: &dyn Fn(usize, usize) -> f32| {
@@ -67,7 +65,7 @@ impl FourierImage {
             batch,
             size,
             half,
-            scale: Tensor::from_data(TensorData::new(scale, [size, batch * 3 * half]), device),
+            scale: Tensor::from_data(TensorData::new(scale, [size, 1, half]), device),
             cos_y: table(size, size, &|y, ky| angle(y, ky).cos()),
             sin_y: table(size, size, &|y, ky| angle(y, ky).sin()),
             cos_x: table(half, size, &|kx, x| weight(kx) * angle(kx, x).cos()),
@@ -87,8 +85,9 @@ impl FourierImage {
     /// ÷4 (Lucid's), colour correlation restored, sigmoid.
     pub fn pixels(&self, spectrum: Tensor<2>) -> Tensor<4> {
         let (s, b, k) = (self.size, self.batch, self.half);
-        let re = spectrum.clone().narrow(0, 0, s) * self.scale.clone();
-        let im = spectrum.narrow(0, s, s) * self.scale.clone();
+        let scaled = |part: Tensor<2>| (part.reshape([s, b * 3, k]) * self.scale.clone()).reshape([s, b * 3 * k]);
+        let re = scaled(spectrum.clone().narrow(0, 0, s));
+        let im = scaled(spectrum.narrow(0, s, s));
         // Along y (complex): [y, b·3·kx].
         let z_re = self.cos_y.clone().matmul(re.clone()) - self.sin_y.clone().matmul(im.clone());
         let z_im = self.sin_y.clone().matmul(re) + self.cos_y.clone().matmul(im);
