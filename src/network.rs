@@ -177,7 +177,6 @@ impl Network {
         Ok(())
     }
 
-    /// The graph node of `name`, or an error listing the layers.
     /// The same network with every layer after `layer` re-initialized at random (the sanity check
     /// of Adebayo et al. 2018: a map that explains the network must change with it).
     pub fn randomized_after(&self, layer: &str, draw: &mut dyn FnMut() -> f32) -> Result<Network> {
@@ -192,6 +191,7 @@ impl Network {
         Ok(Network { graph: self.graph.randomized_after(node - 1, draw), ..self.clone() })
     }
 
+    /// The graph node of `name`, or an error listing the layers.
     fn node(&self, name: &str) -> Result<usize> {
         self.graph.find(name).filter(|&i| i > 0).ok_or_else(|| {
             let names: Vec<&str> = self.layers.iter().map(|l| l.name.as_str()).collect();

@@ -93,6 +93,9 @@ impl State {
     fn photo(&self) -> Result<Rc<Photo>, JsError> {
         self.photo.borrow().clone().ok_or_else(|| JsError::new("no photo yet: drop or choose one"))
     }
+    fn kept_cam(&self) -> Result<Rc<KeptCam>, JsError> {
+        self.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))
+    }
     /// Forgets what was computed for the previous photo or network.
     fn forget(&self) {
         *self.walk.borrow_mut() = None;
@@ -340,7 +343,7 @@ impl Engine {
 
     /// The last Grad-CAM map over the photo again, in another colormap or opacity.
     pub fn overlay(&self, colormap: Option<String>, opacity: Option<f32>) -> Result<JsValue, JsError> {
-        let kept = self.state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+        let kept = self.state.kept_cam()?;
         let (colormap, opacity) = look(colormap.as_deref(), opacity)?;
         picture(&overlay(&kept.cam, &*self.state.photo()?, colormap, opacity))
     }
@@ -353,7 +356,7 @@ impl Engine {
     pub fn faithfulness(&self, steps: usize) -> js_sys::Promise {
         let state = self.state.clone();
         promise(async move {
-            let kept = state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+            let kept = state.kept_cam()?;
             let (net, photo) = (state.net()?, state.photo()?);
             let options = MetricOptions { steps, ..MetricOptions::default() };
             let metrics = faithfulness(&net, &photo, &kept.cam, &options).await?;
@@ -369,7 +372,7 @@ impl Engine {
     pub fn guided(&self) -> js_sys::Promise {
         let state = self.state.clone();
         promise(async move {
-            let kept = state.cam.borrow().clone().ok_or_else(|| JsError::new("no Grad-CAM map yet for this photo"))?;
+            let kept = state.kept_cam()?;
             let (net, photo) = (state.net()?, state.photo()?);
             let (gradient, size) = guided_gradient(&net, &photo, kept.cam.class).await?;
             picture(&guided_gradcam_picture(&gradient, size, &kept.cam))

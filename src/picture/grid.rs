@@ -31,6 +31,13 @@ impl Rgba {
         Self { width, height, data }
     }
 
+    /// From pixel levels held channel-major, [3][H·W] (as `photo::planes` lays them out), rounded
+    /// and clamped to 0–255.
+    pub fn from_planes(values: &[f32], width: usize, height: usize) -> Self {
+        let plane = width * height;
+        Self::from_fn(width, height, |x, y| [0, 1, 2].map(|c| values[c * plane + y * width + x].round() as u8))
+    }
+
     pub fn from_rgb(photo: &RgbImage) -> Self {
         let (w, h) = photo.dimensions();
         Self { width: w as usize, height: h as usize, data: photo.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect() }

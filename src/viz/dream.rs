@@ -50,7 +50,5 @@ pub async fn deep_dream(net: &Network, photo: &Photo, o: &DreamOptions, mut prog
         }
         crate::backend::yield_now().await;
     }
-    let values = read_f32(x.inner()).await?;
-    let plane = width * height;
-    Ok(Rgba::from_fn(width, height, |px, py| [0, 1, 2].map(|c| values[c * plane + py * width + px].round() as u8)))
+    Ok(Rgba::from_planes(&read_f32(x.inner()).await?, width, height))
 }

@@ -175,8 +175,14 @@ pub struct SanityCheck {
 pub async fn sanity_check(net: &Network, photo: &Photo, cam: &Cam, method: CamMethod, smoothing: Smoothing, seed: u64) -> Result<SanityCheck> {
     let mut rng = SplitMix(seed);
     let random = net.randomized_after(&cam.layer, &mut || rng.normal())?;
-    let again = smoothed_class_activation_map(&random, photo, &cam.layer, Some(cam.class), method, Score::Probability, smoothing).await?;
-    Ok(SanityCheck { randomized_after: cam.layer.clone(), rank_correlation: spearman(&cam.map, &again.map), randomized_map: again.map })
+    let (rank_correlation, randomized_map) = map_again(&random, photo, cam, method, smoothing).await?;
+    Ok(SanityCheck { randomized_after: cam.layer.clone(), rank_correlation, randomized_map })
+}
+
+/// `cam` made again the same way on a randomized network, and its rank correlation with `cam`.
+async fn map_again(random: &Network, photo: &Photo, cam: &Cam, method: CamMethod, smoothing: Smoothing) -> Result<(f32, Vec<f32>)> {
+    let again = smoothed_class_activation_map(random, photo, &cam.layer, Some(cam.class), method, Score::Probability, smoothing).await?;
+    Ok((spearman(&cam.map, &again.map), again.map))
 }
 
 /// One step of the cascading randomization: `randomized_from` and every layer above it
@@ -197,8 +203,8 @@ pub async fn cascading_sanity(net: &Network, photo: &Photo, cam: &Cam, method: C
     for layer in weighted {
         let mut rng = SplitMix(seed);
         let random = net.randomized_from(&layer, &mut || rng.normal())?;
-        let again = smoothed_class_activation_map(&random, photo, &cam.layer, Some(cam.class), method, Score::Probability, smoothing).await?;
-        steps.push(CascadeStep { randomized_from: layer, rank_correlation: spearman(&cam.map, &again.map) });
+        let (rank_correlation, _) = map_again(&random, photo, cam, method, smoothing).await?;
+        steps.push(CascadeStep { randomized_from: layer, rank_correlation });
         crate::backend::yield_now().await;
     }
     Ok(steps)

@@ -233,8 +233,7 @@ impl Canvas {
             }
             Canvas::Spectrum { image, spectrum, .. } => {
                 let values = read_f32(image.pixels(spectrum.clone()).inner()).await?;
-                let level = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-                Ok((0..b).map(|i| Rgba::from_fn(s, s, |x, y| [0, 1, 2].map(|c| level(values[((i * 3 + c) * s + y) * s + x])))).collect())
+                Ok(values.chunks(3 * s * s).map(|one| Rgba::from_planes(one, s, s)).collect())
             }
         }
     }
@@ -329,8 +328,9 @@ pub async fn robust_objective(net: &Network, o: &FilterOptions, patterns: &[Rgba
     let select = own_filters(o, channels, device);
     let mut rng = SplitMix(seed);
     let mut total = vec![0f32; b];
+    // Each image scored on its own objective, without the diversity term.
+    let plain = FilterOptions { diversity: 0.0, ..o.clone() };
     for _ in 0..draws {
-        let plain = FilterOptions { variants: 1, diversity: 0.0, ..o.clone() };
         let (values, _) = objective_values(net, &plain, robust_transform(pixels.clone(), &mut rng), &select)?;
         total.iter_mut().zip(read_f32(values.inner()).await?).for_each(|(t, v)| *t += v / draws as f32);
     }

@@ -3,14 +3,13 @@
 //! formulas of pytorch-grad-cam. One forward to the layer, one backward from the class score; the
 //! three methods differ only in how they weigh the same activation and gradient.
 
+use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::backend::read_f32;
 use crate::choice::{self, ValueEnum};
 use crate::error::{Error, Result};
 use crate::network::Network;
-use burn::tensor::{Tensor, TensorData};
-
 use crate::picture::{planes, squash, Colormap, Photo, Rgba};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
