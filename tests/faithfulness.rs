@@ -5,9 +5,10 @@
 
 mod common;
 use common::{floats, lite0};
-use convlens::picture::decode;
+use convlens::network::Network;
+use convlens::picture::{decode, Photo};
 use convlens::viz::faithfulness::{faithfulness, MetricOptions};
-use convlens::viz::gradcam::Cam;
+use convlens::viz::gradcam::{class_activation_map, Cam, CamMethod, Score};
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
@@ -42,15 +43,20 @@ fn road_and_confidence_change_match_pytorch_grad_cam() {
     assert!(m.deletion.auc < m.random_deletion.auc, "deletion AUC {} vs random {}", m.deletion.auc, m.random_deletion.auc);
 }
 
+/// The real Lite0, the cat, and its Grad-CAM map of the top class at `_conv_head`.
+fn lite0_cat_gradcam() -> (Network, Photo, Cam) {
+    let net = lite0();
+    let photo = decode(&std::fs::read(fixture("cat_224.png")).unwrap()).unwrap();
+    let cam = pollster::block_on(class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability)).unwrap();
+    (net, photo, cam)
+}
+
 /// The sanity check (Adebayo et al. 2018) on the real Lite0: re-initializing the layers above
 /// `_conv_head` changes the Grad-CAM map; re-initializing nothing (above the output) does not.
 #[test]
 fn sanity_check_notices_a_randomized_head() {
     use convlens::viz::faithfulness::sanity_check;
-    use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
-    let net = lite0();
-    let photo = decode(&std::fs::read(fixture("cat_224.png")).unwrap()).unwrap();
-    let cam = pollster::block_on(class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability)).unwrap();
+    let (net, photo, cam) = lite0_cat_gradcam();
     let check = pollster::block_on(sanity_check(&net, &photo, &cam, CamMethod::GradCam, Default::default(), 0)).unwrap();
     eprintln!("sanity check, Grad-CAM at _conv_head, head re-initialized: rank correlation {:.3}", check.rank_correlation);
     assert!(check.rank_correlation < 0.9, "the map did not change with a random head: {}", check.rank_correlation);
@@ -66,10 +72,7 @@ fn sanity_check_notices_a_randomized_head() {
 fn cascading_sanity_goes_top_down_through_every_weighted_layer() {
     use convlens::graph::LayerKind;
     use convlens::viz::faithfulness::cascading_sanity;
-    use convlens::viz::gradcam::{class_activation_map, CamMethod, Score};
-    let net = lite0();
-    let photo = decode(&std::fs::read(fixture("cat_224.png")).unwrap()).unwrap();
-    let cam = pollster::block_on(class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability)).unwrap();
+    let (net, photo, cam) = lite0_cat_gradcam();
     let steps = pollster::block_on(cascading_sanity(&net, &photo, &cam, CamMethod::GradCam, Default::default(), 0)).unwrap();
     let weighted: Vec<&str> = net.layers().iter().filter(|l| matches!(l.kind, LayerKind::Conv | LayerKind::Dense)).map(|l| l.name.as_str()).rev().collect();
     let names: Vec<&str> = steps.iter().map(|s| s.randomized_from.as_str()).collect();

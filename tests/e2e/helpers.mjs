@@ -114,6 +114,12 @@ export function note(text) {
 // ---------------------------------------------------------------------------------------------
 // Reading the page.
 
+// Types `value` into the field `testid` and tells the page, as leaving the field would.
+export async function setField(page, testid, value) {
+  await page.fill(`[data-testid="${testid}"]`, value);
+  await page.dispatchEvent(`[data-testid="${testid}"]`, 'change');
+}
+
 export const predictionsFor = (photo) => `[data-testid="predictions"][data-state="ready"][data-photo="${photo}"]`;
 
 export async function topPrediction(page) {

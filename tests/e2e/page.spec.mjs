@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BASE_URL, CAT_CLASSES, WAIT, bundledHash, canvasStats, dropSample, expect, newContext, note, openPage, overlayDiff, predictionsFor, shot, shotPath, test, timing, topPrediction } from './helpers.mjs';
+import { BASE_URL, CAT_CLASSES, WAIT, bundledHash, canvasStats, dropSample, expect, newContext, note, openPage, overlayDiff, predictionsFor, setField, shot, shotPath, test, timing, topPrediction } from './helpers.mjs';
 import { DIST } from './settings.mjs';
 
 test.describe('the bundled model, step by step on one page', () => {
@@ -196,8 +196,7 @@ test.describe('the bundled model, step by step on one page', () => {
     await page.selectOption('[data-testid="filters-layer"]', '_blocks.1');
     await page.selectOption('[data-testid="filters-count"]', '4');
     await page.selectOption('[data-testid="filters-size"]', '32');
-    await page.fill('[data-testid="filters-steps"]', '8');
-    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await setField(page, 'filters-steps', '8');
     await page.evaluate(() => {
       const progress = document.querySelector('[data-testid="filters-progress"]');
       window.__progressSeen = [];
@@ -227,8 +226,7 @@ test.describe('the bundled model, step by step on one page', () => {
     expect(await page.isDisabled('[data-testid="filters-layer"]'), 'the layer menu still looks used').toBe(true);
     // Classes 500–503: no layer of Lite0 has that many filters, so the run fails unless the
     // objective reaches the engine.
-    await page.fill('[data-testid="filters-first"]', '500');
-    await page.dispatchEvent('[data-testid="filters-first"]', 'change');
+    await setField(page, 'filters-first', '500');
     await page.click('[data-testid="filters-start"]');
     await page.waitForFunction(() => /classes 500–503/.test(document.querySelector('#filters-status').textContent), null, { timeout: WAIT });
     await page.waitForSelector('[data-testid="filters-canvas"][data-state="ready"]', { timeout: WAIT });
@@ -236,18 +234,15 @@ test.describe('the bundled model, step by step on one page', () => {
     expect(await page.evaluate(() => location.hash)).toContain('objective=class');
     await shot(page, '4b-class-objective');
     await page.selectOption('[data-testid="filters-objective"]', 'channel');
-    await page.fill('[data-testid="filters-first"]', '0');
-    await page.dispatchEvent('[data-testid="filters-first"]', 'change');
+    await setField(page, 'filters-first', '0');
   });
 
   test('lucid patterns, two diverse images per filter', async ({ backend }) => {
     test.skip(backend !== 'cpu', 'a Fourier image and random transforms per step: slow on SwiftShader');
-    await page.fill('[data-testid="filters-steps"]', '40');
-    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await setField(page, 'filters-steps', '40');
     await page.selectOption('[data-testid="filters-mode"]', 'lucid');
     expect(await page.inputValue('[data-testid="filters-steps"]'), 'the book\'s 40 steps did not become lucid\'s 128').toBe('128');
-    await page.fill('[data-testid="filters-steps"]', '12');
-    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await setField(page, 'filters-steps', '12');
     await page.selectOption('[data-testid="filters-variants"]', '2');
     await page.click('[data-testid="filters-start"]');
     await page.waitForFunction(() => /2 diverse images each/.test(document.querySelector('#filters-status').textContent), null, { timeout: WAIT });
@@ -264,8 +259,7 @@ test.describe('the bundled model, step by step on one page', () => {
 
   test('Cancel stops a long run, the page keeps working', async ({ backend }) => {
     test.skip(backend !== 'cpu', 'a 400-step run is for the CPU backend (SwiftShader is too slow)');
-    await page.fill('[data-testid="filters-steps"]', '400');
-    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
+    await setField(page, 'filters-steps', '400');
     await page.selectOption('[data-testid="filters-size"]', '64');
     await page.click('[data-testid="filters-start"]');
     await page.waitForFunction(() => document.querySelector('[data-testid="filters-progress"]').value >= 1, null, { timeout: WAIT });

@@ -3,7 +3,7 @@
 // use, which leave the model loaded before them working (CPU).
 
 import path from 'node:path';
-import { BASE_URL, KERAS_BAD, KERAS_MODEL, ONNX_MODEL, WAIT, bundledHash, canvasStats, dropFile, dropMany, dropSample, engineStarts, expect, expectOneSentence, localFile, modelError, newContext, note, openPage, overlayDiff, predictionsFor, referenceOf, shot, test, timing, userModelFrom } from './helpers.mjs';
+import { BASE_URL, KERAS_BAD, KERAS_MODEL, ONNX_MODEL, WAIT, bundledHash, canvasStats, dropFile, dropMany, dropSample, engineStarts, expect, expectOneSentence, localFile, modelError, newContext, note, openPage, overlayDiff, predictionsFor, referenceOf, setField, shot, test, timing, userModelFrom } from './helpers.mjs';
 
 const PHOTO = 'cat.jpg';
 
@@ -130,10 +130,8 @@ test.describe("the user's models, one after another on one page", () => {
     await page.selectOption('[data-testid="filters-layer"]', convs[1]);
     await page.selectOption('[data-testid="filters-count"]', '4');
     await page.selectOption('[data-testid="filters-size"]', '32');
-    await page.fill('[data-testid="filters-steps"]', '4');
-    await page.dispatchEvent('[data-testid="filters-steps"]', 'change');
-    await page.fill('[data-testid="filters-first"]', '0');
-    await page.dispatchEvent('[data-testid="filters-first"]', 'change');
+    await setField(page, 'filters-steps', '4');
+    await setField(page, 'filters-first', '0');
     const t1 = Date.now();
     await page.click('[data-testid="filters-start"]');
     await page.waitForFunction(() => /Done/.test(document.querySelector('#filters-status').textContent) || !document.querySelector('#filters-error').hidden, null, { timeout: WAIT });
