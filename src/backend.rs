@@ -33,10 +33,13 @@ impl Backend {
     pub fn device(self) -> Result<Device> {
         let device = match self {
             Self::Cpu => Device::flex(),
+            #[cfg(feature = "gpu")]
             Self::Wgpu => {
                 quiet_mesa();
                 Device::wgpu_options().init().map_err(|e| Error::Backend(format!("no usable GPU adapter ({e}); try --backend cpu")))?
             }
+            #[cfg(not(feature = "gpu"))]
+            Self::Wgpu => return Err(cpu_only()),
         };
         Ok(device.autodiff())
     }
@@ -45,16 +48,25 @@ impl Backend {
     pub async fn device_async(self) -> Result<Device> {
         let device = match self {
             Self::Cpu => Device::flex(),
+            #[cfg(feature = "gpu")]
             Self::Wgpu => Device::wgpu_options().init_async().await.map_err(|e| Error::Backend(format!("WebGPU is not usable here ({e})")))?,
+            #[cfg(not(feature = "gpu"))]
+            Self::Wgpu => return Err(cpu_only()),
         };
         Ok(device.autodiff())
     }
 }
 
+/// The answer of a build without the `gpu` feature (the browser's threaded CPU build) to a GPU request.
+#[cfg(not(feature = "gpu"))]
+fn cpu_only() -> Error {
+    Error::Backend("this build of ConvLens computes on the CPU only (it was built without the `gpu` feature)".into())
+}
+
 /// Natively, the backend to use when the user did not choose: the GPU when wgpu finds a real card,
 /// else the CPU (a software rasterizer such as lavapipe is ~10× slower than flex). Returns the
 /// device and a one-line note saying what was picked and why.
-#[cfg(not(target_family = "wasm"))]
+#[cfg(all(feature = "gpu", not(target_family = "wasm")))]
 pub fn auto_device() -> (Device, Backend, String) {
     quiet_mesa();
     match Device::wgpu_options().init() {
@@ -67,11 +79,16 @@ pub fn auto_device() -> (Device, Backend, String) {
     }
 }
 
+#[cfg(all(not(feature = "gpu"), not(target_family = "wasm")))]
+pub fn auto_device() -> (Device, Backend, String) {
+    (Device::flex().autodiff(), Backend::Cpu, "using the CPU: this build has no GPU backend".into())
+}
+
 /// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set in the environment."
 /// several times per adapter probe when that variable is missing (containers, CI, ssh sessions):
 /// a false alarm for a program that opens no window. Points it at a private directory first; any
 /// failure leaves the environment as it was.
-#[cfg(all(unix, not(target_family = "wasm")))]
+#[cfg(all(unix, feature = "gpu", not(target_family = "wasm")))]
 fn quiet_mesa() {
     use std::os::unix::fs::PermissionsExt;
     if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
@@ -85,7 +102,7 @@ fn quiet_mesa() {
     }
 }
 
-#[cfg(all(not(unix), not(target_family = "wasm")))]
+#[cfg(all(not(unix), feature = "gpu", not(target_family = "wasm")))]
 fn quiet_mesa() {}
 
 /// Reads a tensor's values to the host as f32 (asynchronously: synchronous reads panic in wasm).

@@ -28,6 +28,11 @@ use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptio
 use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
 use crate::viz::guided::{guided_gradcam_picture, guided_gradient};
 
+/// `initThreadPool(n)` for the threaded build: n rayon workers (Web Workers on the shared wasm
+/// memory) for flex; the worker calls it once, right after `init()`.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
@@ -316,7 +321,8 @@ impl Engine {
 
     /// Class activation map: `options` {layer, class (absent or negative: the top class),
     /// method: gradcam | gradcam++ | layercam, eigen_smooth, aug_smooth, colormap, opacity}. Resolves to
-    /// {info: {layer, class, label, prob, height, width}, overlay: picture} — the core's overlay,
+    /// {info: {layer, class, label, prob, height, width, map}, overlay: picture} — `map` the 0–1
+    /// values at the layer's resolution, row-major (the benchmark compares them); the core's overlay,
     /// the same the CLI writes. The map is kept for `overlay()`.
     pub fn gradcam(&self, options: JsValue) -> js_sys::Promise {
         let state = self.state.clone();
@@ -329,8 +335,7 @@ impl Engine {
             let smoothing = Smoothing { eigen: o.eigen_smooth, augment: o.aug_smooth };
             let cam = smoothed_class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability, smoothing).await?;
             let picture = picture(&overlay(&cam, &photo, colormap, opacity))?;
-            let info =
-                serde_json::json!({"layer": cam.layer, "class": cam.class, "label": cam.label, "prob": cam.prob, "height": cam.height, "width": cam.width});
+            let info = serde_json::json!({"layer": cam.layer, "class": cam.class, "label": cam.label, "prob": cam.prob, "height": cam.height, "width": cam.width, "map": cam.map});
             if state.unchanged(&net, &photo) {
                 *state.cam.borrow_mut() = Some(Rc::new(KeptCam { cam, method, smoothing }));
             }

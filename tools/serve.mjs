@@ -6,10 +6,11 @@
 //
 // Environment: HOST (default 127.0.0.1); BASE_PATH=/convlens/ serves DIR under that sub-path only
 // (as GitHub Pages serves a project site under /<repo>/), so `make deploy-check` catches a page
-// that assumes it lives at the root; CROSS_ORIGIN_ISOLATED=1 sends COOP/COEP
-// (`Cross-Origin-Opener-Policy: same-origin`, `Cross-Origin-Embedder-Policy: require-corp`), which
-// a page needs for SharedArrayBuffer (wasm threads). GitHub Pages sends neither, so it is off by
-// default. It prints the URL it listens on as its first line of output.
+// that assumes it lives at the root. It sends COOP/COEP (`Cross-Origin-Opener-Policy: same-origin`,
+// `Cross-Origin-Embedder-Policy: require-corp`), which a page needs for SharedArrayBuffer (the
+// threaded wasm); CROSS_ORIGIN_ISOLATED=0 leaves them out, as GitHub Pages does (the page then
+// isolates itself through its service worker from the second visit on). It prints the URL it
+// listens on as its first line of output.
 //
 // What the wrapper adds to sirv: the sub-path; GET and HEAD only; no file outside DIR, not even
 // through a symbolic link (sirv follows links); a directory's index.html, with a redirect to the
@@ -102,7 +103,7 @@ async function resolveFile(root, urlPath) {
 }
 
 // A request handler serving the directory `root` (a real path) under `base`.
-export function staticFiles(root, { base = '/', crossOriginIsolated = false, cacheControl = 'no-cache' } = {}) {
+export function staticFiles(root, { base = '/', crossOriginIsolated = true, cacheControl = 'no-cache' } = {}) {
   base = normalizeBase(base);
   const files = sirv(root, {
     dev: true, // looks files up per request: the tests copy files into a served folder
@@ -145,7 +146,7 @@ export function staticFiles(root, { base = '/', crossOriginIsolated = false, cac
 }
 
 // Serves `dir` on http://host:port/base; resolves to {server, url, root} once it listens.
-export async function serve(dir, { host = '127.0.0.1', port = 8080, base = '/', crossOriginIsolated = false, cacheControl } = {}) {
+export async function serve(dir, { host = '127.0.0.1', port = 8080, base = '/', crossOriginIsolated = true, cacheControl } = {}) {
   const root = await realpath(dir);
   if (!(await stat(root)).isDirectory()) throw new Error('not a directory');
   base = normalizeBase(base);
@@ -163,7 +164,7 @@ export async function serve(dir, { host = '127.0.0.1', port = 8080, base = '/', 
 async function main(args) {
   const [dirArg, portArg] = args;
   if (!dirArg || dirArg === '-h' || dirArg === '--help') {
-    console.log('usage: node tools/serve.mjs DIR [PORT]   (serves DIR on http://127.0.0.1:PORT/, default 8080; env HOST, BASE_PATH, CROSS_ORIGIN_ISOLATED=1)');
+    console.log('usage: node tools/serve.mjs DIR [PORT]   (serves DIR on http://127.0.0.1:PORT/, default 8080; env HOST, BASE_PATH, CROSS_ORIGIN_ISOLATED=0)');
     process.exit(dirArg ? 0 : 2);
   }
   const port = portArg === undefined ? 8080 : Number(portArg);
@@ -172,7 +173,7 @@ async function main(args) {
     process.exit(2);
   }
   const env = process.env;
-  const crossOriginIsolated = ['1', 'true', 'yes'].includes(env.CROSS_ORIGIN_ISOLATED);
+  const crossOriginIsolated = !['0', 'false', 'no'].includes(env.CROSS_ORIGIN_ISOLATED);
   let served;
   try {
     served = await serve(dirArg, { host: env.HOST || '127.0.0.1', port, base: env.BASE_PATH || '', crossOriginIsolated });

@@ -5,6 +5,11 @@
 // served from the cache only when the network fails. So an online visitor always gets the current files (no stale
 // deploys), and an offline one gets the last ones seen. Its scope is its own folder, so the bundle
 // works under any sub-path.
+//
+// It also makes the page cross-origin isolated where the host cannot send the headers (GitHub
+// Pages): every response it serves carries COOP/COEP, so from the second visit on the page has
+// SharedArrayBuffer and the CPU path runs the threaded build. (`coi-serviceworker` does the same,
+// but a scope has one service worker, and this one also keeps the offline copy.)
 
 const CACHE = 'convlens-app-v1';
 
@@ -17,6 +22,7 @@ const SHELL = [
   './app.js',
   './js/activations.js',
   './js/catalogue.js',
+  './js/backend-choice.js',
   './js/compute.js',
   './js/controls.js',
   './js/dom.js',
@@ -67,6 +73,15 @@ function sameVersion(a, b) {
   return Boolean(modified) && modified === header(b, 'last-modified') && header(a, 'content-length') === header(b, 'content-length');
 }
 
+// `response` with COOP/COEP added (a redirect, which the browser must see as it is, untouched).
+function isolated(response) {
+  if (response.type !== 'basic' && response.type !== 'default') return response;
+  const headers = new Headers(response.headers);
+  headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+  headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   const url = new URL(request.url);
@@ -81,10 +96,10 @@ self.addEventListener('fetch', (event) => {
           // Stored without waiting; a full quota only costs the offline copy.
           event.waitUntil(cache.put(request, response.clone()).catch(() => {}));
         }
-        return response;
+        return isolated(response);
       } catch (err) {
         const cached = await cache.match(request);
-        if (cached) return cached;
+        if (cached) return isolated(cached);
         throw err;
       }
     })(),

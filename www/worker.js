@@ -9,7 +9,10 @@
 // 'superseded') when a newer one with the same `slot` arrives: only the latest Grad-CAM, say,
 // is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop.
 
-import init, { Engine, animation, catalogue, compact } from './pkg/convlens.js';
+// Two builds of the wasm (see the Makefile): pkg/ computes on WebGPU or on one CPU thread;
+// pkg/threads/ computes on the CPU with every core (rayon's threads are Web Workers sharing the
+// wasm's memory), which needs a cross-origin-isolated page (SharedArrayBuffer) and has no WebGPU.
+const THREADS_POSSIBLE = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
 
 const CACHE_NAME = 'convlens-weights-v1';
 // A download of a built-in's weights bigger than this is kept (and cached) as ConvLens f16
@@ -18,10 +21,10 @@ const COMPACT_ABOVE = 64e6;
 // The header that marks a cached file as our f16 rewrite of the download (verified before).
 const COMPACT_HEADER = 'X-ConvLens-Compact';
 
-// The wasm compiles as soon as the worker starts, while the page is still loading (a failure is
-// reported by `create`).
-const wasmReady = init();
-wasmReady.catch(() => {});
+// The build this worker computes with: {wasm (the module), threads}. The page's first message
+// ({op: 'prepare'}) names the backend, so the wasm compiles while the page is still loading (a
+// failure is reported by `create`).
+let build = null;
 let engine = null;
 let cancelRequested = false;
 // The bytes of the loaded model's file, when the page asked to keep them: {sourceId, bytes, source}.
@@ -30,6 +33,37 @@ const queue = [];
 let running = false;
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
+
+// Loads and starts the build for `backend`. The threaded one falls back to the single-threaded
+// one when it cannot start (its files missing, or no memory for a shared 4 GiB-maximum buffer).
+async function loadBuild(backend) {
+  if (backend === 'cpu' && THREADS_POSSIBLE) {
+    try {
+      const wasm = await import('./pkg/threads/convlens.js');
+      await wasm.default();
+      const threads = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
+      await wasm.initThreadPool(threads);
+      return { wasm, threads };
+    } catch (err) {
+      console.warn(`ConvLens: the threaded build did not start (${err && err.message}); computing on one thread`);
+    }
+  }
+  const wasm = await import('./pkg/convlens.js');
+  await wasm.default();
+  return { wasm, threads: 1 };
+}
+
+// The started build's module (for the functions that need no engine).
+async function wasmModule() {
+  if (!build) throw new Error('the compute engine is not ready yet');
+  return (await build).wasm;
+}
+
+function prepare(backend) {
+  build ??= loadBuild(backend);
+  build.catch(() => {});
+  return build;
+}
 
 // A picture from the wasm, ready to post: {width, height, rgba} with its buffer transferred.
 function picture(p, transfer) {
@@ -162,7 +196,7 @@ async function weightsFromUrl({ url, sha256, size, model }, report) {
   let stored = bytes;
   if (model && bytes.length > COMPACT_ABOVE) {
     report({ phase: 'compact', total: bytes.length });
-    stored = compact(bytes, model); // refuses weights that are not `model`'s, with the reason
+    stored = (await wasmModule()).compact(bytes, model); // refuses weights that are not `model`'s, with the reason
   }
   const compacted = stored !== bytes;
   let kept = false;
@@ -180,10 +214,10 @@ async function weightsFromUrl({ url, sha256, size, model }, report) {
 
 const ops = {
   async create({ backend }) {
-    await wasmReady;
+    const { wasm, threads } = await prepare(backend);
     engine = null;
-    engine = await Engine.create(backend);
-    return { backend: engine.backend, catalogue: catalogue() };
+    engine = await wasm.Engine.create(backend);
+    return { backend: engine.backend, threads: engine.backend === 'cpu' ? threads : 0, catalogue: wasm.catalogue() };
   },
 
   // Opens a model file: {sourceId, keep?, url?, sha256?, size?, compactAs?, blob?, companion?,
@@ -263,7 +297,7 @@ const ops = {
 
   // The filter patterns' previews as an animated GIF (bytes).
   async animation({ frames, frameMs }, _report, transfer) {
-    const gif = animation(frames, frameMs);
+    const gif = (await wasmModule()).animation(frames, frameMs);
     transfer.push(gif.buffer);
     return gif;
   },
@@ -336,6 +370,10 @@ self.onmessage = (event) => {
   const job = event.data;
   if (job.op === 'cancel') {
     cancelRequested = true;
+    return;
+  }
+  if (job.op === 'prepare') {
+    prepare(job.args.backend);
     return;
   }
   if (job.slot) {

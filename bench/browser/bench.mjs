@@ -12,7 +12,8 @@
 //
 // Knobs (environment): QUICK=1, RUNS=5, FILTERS=, STEPS=, WEBGPU_VGG=0|1 (VGG16 on WebGPU; off in
 // QUICK), OP_TIMEOUT_S= (per call), WASM_THREADS=1 (serve with COOP/COEP so that tfjs-backend-wasm
-// picks its threaded SIMD binary, with its default pool; =N: N threads), ONLY=gradcam,filters,activations, IMPLS=convlens-cpu,...,
+// picks its threaded SIMD binary, with its default pool, and ConvLens's threaded build (pkg/threads/)
+// is measured too, on every core; =N: N threads for both), ONLY=gradcam,filters,activations, IMPLS=convlens-cpu,...,
 // CHROMIUM=/usr/bin/chromium, OUT=bench/.cache/browser (writes OUT.json and OUT.md).
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -40,7 +41,8 @@ const WASM_THREADS = Number(env.WASM_THREADS || 0); // 0: not isolated; 1: tfjs'
 const CHROMIUM = env.CHROMIUM || '/usr/bin/chromium';
 const OUT = path.resolve(repo, env.OUT || 'bench/.cache/browser'); // OUT.json and OUT.md
 const ONLY = env.ONLY ? new Set(env.ONLY.split(',')) : null;
-const IMPLS = env.IMPLS ? env.IMPLS.split(',') : ['convlens-webgpu', 'convlens-cpu', 'tfjs-webgpu', 'tfjs-wasm'];
+// ConvLens's threaded build needs the cross-origin-isolated page that WASM_THREADS serves.
+const IMPLS = env.IMPLS ? env.IMPLS.split(',') : ['convlens-webgpu', 'convlens-cpu', ...(WASM_THREADS ? ['convlens-threads'] : []), 'tfjs-webgpu', 'tfjs-wasm'];
 const TFJS_IMPLS = ['tfjs-webgpu', 'tfjs-wasm'];
 const FILES = {
   vgg16: 'bench/.cache/vgg16_seeded.safetensors',
@@ -52,7 +54,8 @@ const FILES = {
 const MODEL_NAMES = { vgg16: 'VGG16 (seeded)', lite0: 'EfficientNet-Lite0' };
 const IMPL_NAMES = {
   'convlens-webgpu': 'ConvLens webgpu',
-  'convlens-cpu': 'ConvLens cpu (wasm)',
+  'convlens-cpu': 'ConvLens cpu (wasm, 1 thread)',
+  'convlens-threads': 'ConvLens cpu (wasm, threads)',
   'tfjs-webgpu': 'TF.js webgpu',
   'tfjs-wasm': 'TF.js wasm',
 };

@@ -1,7 +1,6 @@
-// ConvLens's side: the wasm build in pkg/ (make wasm), driven through its public wasm API
-// (src/web.rs) exactly as the page's worker drives it.
-
-import init, { Engine } from '/pkg/convlens.js';
+// ConvLens's side: the wasm builds in pkg/ (make wasm; webgpu and cpu) and pkg/threads/ (make
+// wasm-threads; cpu on every core, for a cross-origin-isolated page), driven through the public
+// wasm API (src/web.rs) exactly as the page's worker drives it.
 
 let wasm = null;
 let engine = null;
@@ -9,10 +8,16 @@ let info = null;
 
 const MODEL_NAMES = { vgg16: 'vgg16', lite0: 'efficientnet-lite0' };
 
-export async function setup(backend) {
-  wasm = await init();
-  engine = await Engine.create(backend);
-  const out = { backend: engine.backend };
+/** backend: webgpu | cpu | threads (the CPU on the threaded build, `threads` workers or every core). */
+export async function setup(backend, { threads = 0 } = {}) {
+  const threaded = backend === 'threads';
+  if (threaded && !self.crossOriginIsolated) throw new Error('the threaded build needs a cross-origin-isolated page (WASM_THREADS=1)');
+  const module = await import(threaded ? '/pkg/threads/convlens.js' : '/pkg/convlens.js');
+  wasm = await module.default();
+  const pool = threaded ? threads || Math.min(navigator.hardwareConcurrency || 1, 16) : 1;
+  if (threaded) await module.initThreadPool(pool);
+  engine = await module.Engine.create(threaded ? 'cpu' : backend);
+  const out = { backend: engine.backend, convlens_threads: pool };
   if (backend === 'webgpu' && navigator.gpu) {
     const adapter = await navigator.gpu.requestAdapter();
     const a = adapter?.info || {};
@@ -22,7 +27,7 @@ export async function setup(backend) {
 }
 
 export async function load(kind, buffer) {
-  info = JSON.parse(engine.load(new Uint8Array(buffer), JSON.stringify({ model: MODEL_NAMES[kind] })));
+  info = engine.load(new Uint8Array(buffer), { model: MODEL_NAMES[kind] });
   return { layers: info.layers, labels: info.labels.length };
 }
 
@@ -31,21 +36,22 @@ export function setPhoto({ rgba, width, height }) {
 }
 
 export async function predict(k = 5) {
-  return JSON.parse(await engine.predict(k)).map((r) => ({ index: r.index, prob: r.prob }));
+  return (await engine.predict(k)).map((r) => ({ index: r.index, prob: r.prob }));
 }
 
-/** `Engine.gradcam(default layer, top class, gradcam, jet, 0.4)`: the map, the overlay and the heatmap. */
+/** `Engine.gradcam({layer: default, top class, gradcam, jet, 0.4})`: the map and the overlay. */
 export async function gradcam(scoreKind = 'probability') {
   if (scoreKind !== 'probability') throw new Error('ConvLens\'s wasm API differentiates the probability only');
-  const r = await engine.gradcam(info.default_cam_layer, -1, 'gradcam', 'jet', 0.4);
-  const cam = JSON.parse(r.json);
-  return { class: cam.class, prob: cam.prob, height: cam.height, width: cam.width, map: cam.map, pixels: r.overlay.rgba.length + r.heatmap.rgba.length };
+  const r = await engine.gradcam({ layer: info.default_cam_layer, method: 'gradcam', colormap: 'jet', opacity: 0.4 });
+  const cam = r.info;
+  return { class: cam.class, prob: cam.prob, height: cam.height, width: cam.width, map: cam.map, pixels: r.overlay.rgba.length };
 }
 
-/** `Engine.filters(layer, first, count, size, steps, 'classic', seed 0, no previews)`; the loss of the last step. */
+/** `Engine.filters({layer, first, count, size, steps, classic, seed 0, no previews})`; the loss of the last step. */
 export async function filters(layer, first, count, size, steps) {
   let loss = NaN;
-  const grid = await engine.filters(layer, first, count, size, steps, 'classic', 0, 0, (step, total, l) => {
+  const options = { layer, first, count, size, steps, mode: 'classic', seed: 0, previewEvery: 0 };
+  const grid = await engine.filters(options, (step, total, l) => {
     loss = l;
     return true;
   });
@@ -62,7 +68,7 @@ export async function activations() {
   for (const name of names) {
     const r = await engine.activations(name, 'viridis');
     pixels += r.grid.width * r.grid.height;
-    means.push(JSON.parse(r.json).stats.mean);
+    means.push(r.info.stats.mean);
   }
   return { layers: names.length, grid_pixels: pixels, layer_means: means };
 }

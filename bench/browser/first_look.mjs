@@ -7,7 +7,8 @@
 // RUNS times and timed until its predictions are shown (photo → prediction; what a drop costs).
 //
 //   make dist && node bench/browser/first_look.mjs        (RUNS=5; CHROMIUM=/usr/bin/chromium;
-//                                                          NO_SW=1 blocks the service worker)
+//                                                          NO_SW=1 blocks the service worker;
+//                                                          ISOLATED=0: no COOP/COEP, one thread)
 //
 // Prints a Markdown section (5.5 of bench/RESULTS.md when run by bench/bench.sh).
 
@@ -23,6 +24,8 @@ const require = createRequire(path.join(repo, 'package.json'));
 const { chromium } = require('playwright-core');
 
 const RUNS = Number(process.env.RUNS || 5);
+// Served with COOP/COEP (as `make serve` does): the page takes the threaded build.
+const ISOLATED = process.env.ISOLATED !== '0';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const FLAGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SAMPLES = ['coffee', 'astronaut', 'rocket', 'cat'];
@@ -34,6 +37,11 @@ const median = (v) => {
 const seconds = (ms) => (ms / 1000).toFixed(2);
 const cell = (v) => `${seconds(median(v))} s <sub>(${seconds(Math.min(...v))}–${seconds(Math.max(...v))})</sub>`;
 
+const threadsText = (visits) => {
+  const n = [...new Set(visits.map((v) => v.threads))].join('/');
+  return n === '1' ? 'the single-threaded wasm' : `the threaded wasm, ${n} threads`;
+};
+
 async function visit(context, url) {
   const page = await context.newPage();
   await page.goto(url);
@@ -41,7 +49,7 @@ async function visit(context, url) {
   const marks = await page.evaluate(() => {
     const at = (name) => performance.getEntriesByName(`convlens:${name}`)[0]?.startTime;
     const nav = performance.getEntriesByType('navigation')[0];
-    return { html: nav.domContentLoadedEventEnd, engine: at('engine'), model: at('model'), prediction: at('first-prediction') };
+    return { html: nav.domContentLoadedEventEnd, engine: at('engine'), model: at('model'), prediction: at('first-prediction'), threads: Number(document.documentElement.dataset.threads) };
   });
   return { page, marks };
 }
@@ -63,7 +71,7 @@ async function photoToPrediction(page, sample) {
 
 async function main() {
   if (!existsSync(path.join(repo, 'dist/index.html'))) throw new Error('dist/ is missing: run `make dist` first');
-  const { server, url } = await serve(path.join(repo, 'dist'), { port: 0, base: '/convlens/' });
+  const { server, url } = await serve(path.join(repo, 'dist'), { port: 0, base: '/convlens/', crossOriginIsolated: ISOLATED });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: process.env.NO_SW ? 'block' : 'allow' });
@@ -85,7 +93,7 @@ async function main() {
     const lines = [
       '### 5.5 First look: the page on the CPU path',
       '',
-      `\`node bench/browser/first_look.mjs\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: Chromium ${version} headless, navigator.gpu removed (the CPU path, one wasm thread), dist/ served locally, the bundled EfficientNet-Lite0. One visit fills the caches; then ${RUNS} visits in the same profile (a returning visitor), each timed from navigation start by the page's own marks; medians (min–max). *Photo → prediction*: a sample photo chosen on the open page until its five classes are shown (fetch, decode, scale, classify), ${RUNS} times, different photos.`,
+      `\`node bench/browser/first_look.mjs\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: Chromium ${version} headless, navigator.gpu removed (the CPU path, ${threadsText(visits)}), dist/ served locally${ISOLATED ? ' with COOP/COEP' : ' without COOP/COEP'}${process.env.NO_SW ? ', service worker blocked' : ''}, the bundled EfficientNet-Lite0. One visit fills the caches; then ${RUNS} visits in the same profile (a returning visitor), each timed from navigation start by the page's own marks; medians (min–max). *Photo → prediction*: a sample photo chosen on the open page until its five classes are shown (fetch, decode, scale, classify), ${RUNS} times, different photos.`,
       '',
       '| step | from navigation start | target |',
       '|---|---|---|',

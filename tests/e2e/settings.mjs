@@ -8,7 +8,7 @@
 //   E2E_BACKEND     webgpu or cpu: run one backend's project only (or: npx playwright test --project=cpu)
 //   E2E_VULKAN=1    Chromium with --enable-features=Vulkan
 //   CHROMIUM        the browser (default /usr/bin/chromium, Debian's; no browser is downloaded)
-//   CROSS_ORIGIN_ISOLATED=1  the server sends COOP/COEP (tools/serve.mjs)
+//   CROSS_ORIGIN_ISOLATED=0  the server leaves out COOP/COEP (tools/serve.mjs), as GitHub Pages does
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -12,19 +12,33 @@ class ComputeError extends Error {
 // Rejections that only mean "a newer request replaced this one": never shown.
 export const isQuiet = (err) => err && (err.code === 'superseded' || err.code === 'restarted');
 
+// A worker told at once which backend it will compute on, so it loads that build of the wasm.
+function spawn(backend) {
+  const worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+  worker.postMessage({ op: 'prepare', args: { backend } });
+  return { worker, backend, failed: null };
+}
+
 class Compute {
   constructor() {
     this.worker = null;
     this.pending = new Map();
     this.nextId = 1;
     this.onCrash = () => {};
+    this.early = null;
   }
 
-  start() {
-    // The first start adopts the worker index.html started early (already compiling the wasm).
-    const early = window.convlensWorker;
-    window.convlensWorker = null;
-    this.worker = early || new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+  // Starts a worker on the build `backend` needs (see ../worker.js). The first start adopts the
+  // worker index.html started early, when it was started for the same backend.
+  start(backend) {
+    const early = this.early;
+    this.early = null;
+    if (early && early.backend === backend) {
+      this.worker = early.worker;
+    } else {
+      if (early) early.worker.terminate();
+      this.worker = spawn(backend).worker;
+    }
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => {
       event.preventDefault();
@@ -32,6 +46,17 @@ class Compute {
     };
     if (early?.failed) setTimeout(() => this.crashed(early.failed), 0);
     this.worker.onmessageerror = () => this.failAll(new ComputeError('a message from the compute engine could not be read'));
+  }
+
+  // index.html: a worker that compiles the wasm while the page's other modules load.
+  startEarly(backend) {
+    if (this.worker) return; // the page started first
+    const early = spawn(backend);
+    early.worker.onerror = (e) => {
+      e.preventDefault();
+      early.failed = e.message || 'it failed to load';
+    };
+    this.early = early;
   }
 
   crashed(message) {

@@ -4,31 +4,10 @@
 import { messageOf } from './format.js';
 import { $, markOnce } from './dom.js';
 import { compute, isQuiet } from './compute.js';
+import { chooseBackend } from './backend-choice.js';
 import { state } from './state.js';
 import { writeHash } from './link.js';
 import { loadInitialModel, loadManifest, loadModel, useCatalogue } from './models.js';
-
-async function autoBackend() {
-  if (!navigator.gpu) return { backend: 'cpu', why: 'this browser does not offer WebGPU' };
-  let adapter = null;
-  try {
-    adapter = await navigator.gpu.requestAdapter();
-  } catch {
-    adapter = null;
-  }
-  if (!adapter) return { backend: 'cpu', why: 'WebGPU is present but found no usable GPU' };
-  let info = adapter.info || {};
-  if (!adapter.info && typeof adapter.requestAdapterInfo === 'function') {
-    info = await adapter.requestAdapterInfo().catch(() => ({}));
-  }
-  const text = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
-  const software = /swiftshader|llvmpipe|lavapipe|softpipe|software|microsoft basic render/i.test(text);
-  if (info.isFallbackAdapter || adapter.isFallbackAdapter || software) {
-    const name = /swiftshader/i.test(text) ? 'SwiftShader' : /llvmpipe|lavapipe/i.test(text) ? 'a Mesa software driver' : 'a software renderer';
-    return { backend: 'cpu', why: `WebGPU here runs on ${name}, which is slower than the CPU backend` };
-  }
-  return { backend: 'webgpu', why: text ? `WebGPU on ${text}` : 'WebGPU' };
-}
 
 // The notice of which backend computes and why; `detail` (a raw error) folds away.
 export function showBackend(backend, text, detail = '') {
@@ -48,6 +27,12 @@ export function showBackend(backend, text, detail = '') {
   }
 }
 
+// "4 threads"; one thread says why it is one (the page is not cross-origin isolated).
+function threadsText(threads) {
+  if (threads > 1) return `${threads} threads`;
+  return self.crossOriginIsolated ? 'one thread' : 'one thread — the page is not cross-origin isolated';
+}
+
 // (Re)starts the worker and its engine on the preferred backend, then reloads the current model
 // and photo.
 export async function startEngine() {
@@ -56,15 +41,10 @@ export async function startEngine() {
   state.engineReady = false;
   state.inflight = {};
   compute.stop();
-  compute.start();
   showBackend('', 'Starting the compute engine…');
-  let choice;
-  if (state.backendPref === 'auto') {
-    choice = await autoBackend();
-  } else {
-    choice = { backend: state.backendPref, why: 'as chosen' };
-  }
+  const choice = await chooseBackend(state.backendPref);
   if (gen !== state.engineGen) return;
+  compute.start(choice.backend);
   let notice;
   let detail = '';
   let created;
@@ -73,7 +53,7 @@ export async function startEngine() {
     notice =
       choice.backend === 'webgpu'
         ? `Computing on the GPU — ${choice.why === 'as chosen' ? 'WebGPU, as chosen' : choice.why}.`
-        : `Computing on the CPU (WebAssembly)${choice.why === 'as chosen' ? ', as chosen' : `: ${choice.why}`}.`;
+        : `Computing on the CPU (WebAssembly, ${threadsText(created.threads)})${choice.why === 'as chosen' ? ', as chosen' : `: ${choice.why}`}.`;
     state.backend = choice.backend;
   } catch (err) {
     if (gen !== state.engineGen || isQuiet(err)) return;
@@ -82,6 +62,8 @@ export async function startEngine() {
       return;
     }
     try {
+      compute.stop();
+      compute.start('cpu');
       created = await compute.call('create', { backend: 'cpu' });
     } catch (err2) {
       if (gen !== state.engineGen || isQuiet(err2)) return;
@@ -89,11 +71,12 @@ export async function startEngine() {
       return;
     }
     state.backend = 'cpu';
-    notice = 'Computing on the CPU (WebAssembly): WebGPU could not start here.';
+    notice = `Computing on the CPU (WebAssembly, ${threadsText(created.threads)}): WebGPU could not start here.`;
     detail = messageOf(err);
   }
   if (gen !== state.engineGen) return;
   markOnce('engine');
+  document.documentElement.dataset.threads = String(created.threads);
   showBackend(state.backend, notice, detail);
   await loadManifest();
   if (gen !== state.engineGen) return;
