@@ -30,8 +30,29 @@ async function decodePhoto(url) {
 
 const seconds = (t0) => (performance.now() - t0) / 1000;
 
+// convlens_impl.mjs's functions, run in ./convlens_worker.mjs (the threaded build belongs off the
+// main thread, as on the page). An ArrayBuffer argument (the weights) is transferred, not copied.
+function inWorker() {
+  const worker = new Worker(new URL('./convlens_worker.mjs', import.meta.url), { type: 'module' });
+  const pending = new Map();
+  let next = 0;
+  worker.onmessage = ({ data }) => {
+    const p = pending.get(data.id);
+    pending.delete(data.id);
+    if (data.ok) p.resolve(data.result);
+    else p.reject(new Error(data.error));
+  };
+  const call = (fn, args) =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, fn, args }, args.filter((a) => a instanceof ArrayBuffer));
+    });
+  return new Proxy({}, { get: (_, fn) => (...args) => call(fn, args) });
+}
+
 window.bench = {
-  /** impl: convlens-webgpu | convlens-cpu | tfjs-webgpu | tfjs-wasm. */
+  /** impl: convlens-webgpu | convlens-cpu | convlens-threads (in a worker) | tfjs-webgpu | tfjs-wasm. */
   async setup(name) {
     const t0 = performance.now();
     const [family, backend] = name.split('-');
@@ -40,7 +61,7 @@ window.bench = {
       await script(backend === 'wasm' ? `${TFJS}/tfjs-backend-wasm/dist/tf-backend-wasm.min.js` : `${TFJS}/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js`);
       impl = await import('./tfjs_impl.mjs');
     } else {
-      impl = await import('./convlens_impl.mjs');
+      impl = backend === 'threads' ? inWorker() : await import('./convlens_impl.mjs');
     }
     const info = await impl.setup(backend, { threads: Number(new URLSearchParams(location.search).get('threads') || 0) });
     return { ...info, start_s: seconds(t0), cross_origin_isolated: self.crossOriginIsolated };
@@ -51,19 +72,20 @@ window.bench = {
     let t0 = performance.now();
     const buffer = await (await fetch(WEIGHTS[model])).arrayBuffer();
     const fetch_s = seconds(t0);
+    const bytes = buffer.byteLength; // before a worker takes the buffer
     t0 = performance.now();
     const info = await impl.load(model, buffer);
     const build_s = seconds(t0);
     photo = await decodePhoto(PHOTO);
-    impl.setPhoto(photo);
-    return { fetch_s, build_s, load_s: fetch_s + build_s, bytes: buffer.byteLength, layers: info.layers.length };
+    await impl.setPhoto(photo);
+    return { fetch_s, build_s, load_s: fetch_s + build_s, bytes, layers: info.layers.length };
   },
 
   /** One timed call of an operation: gradcam | filters | activations | predict (photo set anew first). */
   async op(name, args = {}) {
     // Untimed: set the photo again, which drops what the engine keeps for the current photo
     // (ConvLens's activation walk), so that the 2nd call computes as much as the 1st.
-    impl.setPhoto(photo);
+    await impl.setPhoto(photo);
     const t0 = performance.now();
     let out;
     if (name === 'filters') {
