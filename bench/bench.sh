@@ -55,7 +55,9 @@ if [ "${BROWSER:-1}" != 0 ]; then
 	echo "bench: building ConvLens for the browser (make dist)"
 	make --no-print-directory dist JOBS="$JOBS" >/dev/null
 	echo "bench: measuring in the browser (bench/browser/bench.mjs); progress below"
-	if node bench/browser/bench.mjs; then
+	# Cross-origin isolated (WASM_THREADS=1): TF.js takes its threaded binary and ConvLens's threaded
+	# build is measured beside its single-threaded one; WASM_THREADS=N asks both for N threads.
+	if WASM_THREADS="${WASM_THREADS:-1}" node bench/browser/bench.mjs; then
 		# The page itself: page open -> first prediction, photo -> prediction (section 5.5).
 		echo "bench: the page's first look (bench/browser/first_look.mjs)"
 		node bench/browser/first_look.mjs >>bench/.cache/browser.md || echo "bench: the first-look measurement failed (see above)" >&2
