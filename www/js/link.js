@@ -7,6 +7,7 @@ import { isQuiet } from './compute.js';
 import { state } from './state.js';
 import { isEntry, isLoaded } from './catalogue.js';
 import { startEngine } from './engine.js';
+import { linkedBackend } from './backend-choice.js';
 import { chooseModel } from './models.js';
 import { applyLabels } from './labels.js';
 import { loadSample, SAMPLES } from './photo.js';
@@ -69,7 +70,7 @@ export function writeHash() {
 // Applies a hash: at start, or when the user edits the address.
 export function applyHash(initial) {
   const h = readHash();
-  const backend = ['webgpu', 'cpu'].includes(h.backend) ? h.backend : 'auto';
+  const backend = linkedBackend();
   const backendChanged = backend !== state.backendPref;
   state.backendPref = backend;
   $('#backend-select').value = backend;
