@@ -86,7 +86,7 @@ clean:
 
 # ConvLens side by side with PyTorch (not part of `make test`): writes bench/RESULTS.md.
 # `make bench QUICK=1` takes under 10 minutes once built; the full sizes take hours on 2 cores.
-# Knobs: RUNS, FILTERS, STEPS, WGPU_FILTERS=1, BENCH_OPT, BENCH_FIX (see bench/bench.sh).
+# Knobs: RUNS, FILTERS, STEPS, WGPU_FILTERS=1 (see bench/bench.sh).
 QUICK ?=
 bench:
 	QUICK=$(QUICK) JOBS=$(JOBS) bash bench/bench.sh

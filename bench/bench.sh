@@ -2,12 +2,11 @@
 # `make bench` (QUICK=1 for the short version): ConvLens side by side with PyTorch, written to
 # bench/RESULTS.md. Installs what it needs once: a venv with the pinned PyTorch peer in bench/.venv,
 # the seeded VGG16 weights and the benchmark binaries in bench/.cache (both gitignored).
-# Knobs (environment): QUICK=1, RUNS=5, FILTERS=, STEPS=, WGPU_FILTERS=1, BENCH_OPT=2, JOBS=2,
+# Knobs (environment): QUICK=1, RUNS=5, FILTERS=, STEPS=, WGPU_FILTERS=1, JOBS=2,
 # BROWSER=0 (skips the browser half; its own knobs: bench/browser/bench.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
-BENCH_OPT=${BENCH_OPT:-2}
 VENV=bench/.venv
 BIN=bench/.cache/bin
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -20,14 +19,11 @@ if [ ! -f "$VENV/.installed" ] || [ bench/requirements.txt -nt "$VENV/.installed
 	touch "$VENV/.installed"
 fi
 
-# The dev profile; ConvLens's own code at opt-level $BENCH_OPT (its dependencies are at 2 already).
-# Each build has its own artifacts in target/, so switching between them does not rebuild.
-build() {
-	cargo build --quiet -j"$JOBS" --example bench --config "profile.dev.package.convlens.opt-level=$BENCH_OPT" "$@"
-}
-echo "bench: building examples/bench.rs (dev profile, convlens at opt-level $BENCH_OPT)"
-build
-cp "$TARGET/debug/examples/bench" "$BIN/bench"
+# The release profile, as the README builds the CLI: the dev profile's debug assertions and
+# overflow checks (on in every dependency) halve gemm's speed, so a dev build measures them.
+echo "bench: building examples/bench.rs (release profile; ~20 min the first time)"
+cargo build --quiet -j"$JOBS" --release --example bench
+cp "$TARGET/release/examples/bench" "$BIN/bench"
 
 WEIGHTS=bench/.cache/vgg16_seeded.safetensors
 if [ ! -f "$WEIGHTS" ]; then
@@ -36,7 +32,7 @@ if [ ! -f "$WEIGHTS" ]; then
 fi
 "$BIN/bench" squash www/samples/cat.jpg bench/.cache/cat_224.png
 
-args=(--crate-opt "$BENCH_OPT" --runs "${RUNS:-5}")
+args=(--runs "${RUNS:-5}")
 if [ -n "${QUICK:-}" ] && [ "$QUICK" != 0 ]; then args+=(--quick); fi
 if [ -n "${FILTERS:-}" ]; then args+=(--filters "$FILTERS"); fi
 if [ -n "${STEPS:-}" ]; then args+=(--steps "$STEPS"); fi

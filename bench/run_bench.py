@@ -230,10 +230,8 @@ def write_results(path, results, args, meta, profiles, wall):
         ["RAM", mach["ram"]],
         ["OS", f"Linux {mach['kernel']}"],
         ["Rust", f"{ver['rustc']}; burn {ver['burn']}"],
-        ["build", "`cargo build --example bench` in the **dev profile**; dependencies (burn's kernels, gemm, image, half) at "
-                  "opt-level 2 as Cargo.toml sets; ConvLens's own code at opt-level "
-                  f"{args.crate_opt} (`--config profile.dev.package.convlens.opt-level={args.crate_opt}`: its own loops, e.g. drawing "
-                  "the activation grids, are hot). Not a release build: no LTO, debug assertions on"],
+        ["build", "`cargo build --release --example bench`, the profile the README builds the CLI with (opt-level 3, "
+                  "no LTO, no debug assertions)"],
         ["ConvLens cpu", "burn `flex` as Cargo.toml builds it natively: burn's `rayon` (2 threads) and `simd` features, "
                          "gemm's AVX-512 kernels (`burn-flex/x86-v4`, chosen at run time)"],
         ["ConvLens wgpu", f"burn wgpu on **{meta.get('adapter', 'lavapipe')}**: Mesa's *software* Vulkan rasterizer "
@@ -406,7 +404,7 @@ def write_results(path, results, args, meta, profiles, wall):
             L.append(f"- `{' '.join(x for x in k if x)}`: {e[:300]}")
         L.append("")
     L.append("Reproduce: `make bench` (full sizes) or `make bench QUICK=1`; knobs: `RUNS=`, `FILTERS=`, `STEPS=`, "
-             "`WGPU_FILTERS=1`, `BENCH_OPT=0`. Raw per-process JSON: `bench/.cache/results.json`.\n")
+             "`WGPU_FILTERS=1`. Raw per-process JSON: `bench/.cache/results.json`.\n")
     Path(path).write_text("\n".join(L))
 
 
@@ -433,7 +431,6 @@ def main():
     p.add_argument("--filters", type=int)
     p.add_argument("--steps", type=int)
     p.add_argument("--wgpu-filters", action="store_true", help="also run the filter grids on wgpu (hours on lavapipe)")
-    p.add_argument("--crate-opt", default="2", help="the opt-level ConvLens's own code was built with (for the report)")
     p.add_argument("--timeout", type=int)
     p.add_argument("--only", help="comma-separated cases to run (load,gradcam,filters,activations)")
     p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
