@@ -58,11 +58,8 @@ enum Cli {
     Profile(Options),
 }
 
-// Reuses freed blocks instead of handing them back to the kernel (see Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
+    convlens::backend::retain_freed_memory();
     let result = match Cli::parse() {
         Cli::SeedVgg16 { out } => seed_vgg16(&out),
         Cli::Squash { photo, out } => squash_photo(&photo, &out),

@@ -57,6 +57,19 @@ impl Backend {
     }
 }
 
+/// For native programs, called first thing in `main`: glibc keeps freed blocks of up to 32 MiB in
+/// its heap for reuse. flex allocates every intermediate afresh, and by default glibc hands such
+/// blocks back to the kernel on free, so each layer paid page faults, zeroing and TLB shootdowns
+/// again (VGG16's filter grid: 0.31 → 0.22 s; peak memory unchanged). Elsewhere it does nothing.
+pub fn retain_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets two of the allocator's thresholds; it reads no memory of ours.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 /// Whether tensors on `device` are computed by flex, the CPU backend (autodiff or not).
 pub fn is_cpu(device: &Device) -> bool {
     device.clone().without_autodiff() == Device::flex()

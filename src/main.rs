@@ -4,11 +4,8 @@ mod cli;
 
 use clap::Parser;
 
-// Reuses freed blocks instead of handing them back to the kernel (see Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
+    convlens::backend::retain_freed_memory();
     // clap prints --help, --version and argument errors itself (with usage) and exits.
     let args = cli::Cli::parse();
     if let Err(message) = pollster::block_on(cli::run(args)) {
