@@ -70,11 +70,6 @@ pub fn retain_freed_memory() {
     }
 }
 
-/// Whether tensors on `device` are computed by flex, the CPU backend (autodiff or not).
-pub fn is_cpu(device: &Device) -> bool {
-    device.clone().without_autodiff() == Device::flex()
-}
-
 /// The answer of a build without the `gpu` feature (the browser's threaded CPU build) to a GPU request.
 #[cfg(not(feature = "gpu"))]
 fn cpu_only() -> Error {

@@ -6,7 +6,6 @@
 //! stops at the tap (Grad-CAM). Built-in models and files that carry their own architecture
 //! (Keras) are both turned into this one form.
 
-pub mod im2col;
 pub mod keras;
 pub mod onnx;
 pub mod ops;

@@ -148,8 +148,6 @@ pub struct Conv {
     pub dilation: [usize; 2],
     pub groups: usize,
     pub padding: Padding,
-    /// On flex: stride-1 convs run as im2col + one product ([`super::im2col`]), ~3× faster there.
-    pub on_cpu: bool,
 }
 
 impl Conv {
@@ -177,8 +175,7 @@ impl Conv {
             Some((s, _)) => return Err(bad(format!("a conv with {o} filters has a bias of shape {s:?}"))),
             None => None,
         };
-        let weight = Tensor::from_data(TensorData::new(values, [o, i, kh, kw]), device);
-        Ok(Self { weight, bias, stride, dilation, groups, padding, on_cpu: crate::backend::is_cpu(device) })
+        Ok(Self { weight: Tensor::from_data(TensorData::new(values, [o, i, kh, kw]), device), bias, stride, dilation, groups, padding })
     }
 
     pub fn out_channels(&self) -> usize {
@@ -208,11 +205,6 @@ impl Conv {
         let [_, _, h, w] = x.dims();
         let [eh, ew] = self.extent();
         let pads = [self.padding.pads(0, h, eh, self.stride[0]), self.padding.pads(1, w, ew, self.stride[1])];
-        let [_, _, kh, kw] = self.weight.dims();
-        let out_pixels = (h + pads[0].0 + pads[0].1).saturating_sub(eh - 1) * (w + pads[1].0 + pads[1].1).saturating_sub(ew - 1);
-        if self.on_cpu && super::im2col::applies([kh, kw], self.stride, self.groups, out_pixels) {
-            return super::im2col::conv2d(x, &self.weight, self.bias.as_ref(), pads, self.dilation);
-        }
         let options = ConvOptions::new_with_padding(self.stride, pads, self.dilation, self.groups);
         conv2d(x, self.weight.clone(), self.bias.clone(), options)
     }
