@@ -102,6 +102,17 @@ pub enum Act {
 
 impl Act {
     pub fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        // A forward that records no backward (predictions, activations, the layers before
+        // Grad-CAM's tap) runs its activations on the inner backend: Burn's autodiff computes a
+        // clamp (ReLU6, Clip, hard sigmoid) as two comparisons and two masked fills, where flex
+        // makes one pass (they were a fifth of EfficientNet-Lite0's forward).
+        if x.is_autodiff() && !x.is_tracked() {
+            return self.compute(x.without_autodiff()).autodiff();
+        }
+        self.compute(x)
+    }
+
+    fn compute(self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Act::Linear => x,
             Act::Relu => relu(x),
@@ -788,6 +799,25 @@ impl Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An untracked forward computes the activation off the tape and stays on the autodiff
+    /// device; a tracked one keeps its gradient.
+    #[test]
+    fn activations_off_the_tape_give_the_same_values_and_keep_gradients() {
+        let device = Device::flex().autodiff();
+        let values = TensorData::new(vec![-1.0f32, 3.0, 7.0, 0.5], [1, 4, 1, 1]);
+        for act in [Act::Relu6, Act::Clip { min: -0.5, max: 2.0 }, Act::HardSwish, Act::Relu] {
+            let untracked = act.apply(Tensor::<4>::from_data(values.clone(), &device));
+            assert!(untracked.is_autodiff(), "{act:?}");
+            let x = Tensor::<4>::from_data(values.clone(), &device).require_grad();
+            let tracked = act.apply(x.clone());
+            assert_eq!(untracked.to_data().try_to_vec::<f32>().unwrap(), tracked.to_data().try_to_vec::<f32>().unwrap(), "{act:?}");
+            assert!(x.grad(&tracked.sum().backward()).is_some(), "{act:?}");
+        }
+        let x = Tensor::<4>::from_data(values, &device).require_grad();
+        let grad = x.grad(&Act::Relu6.apply(x.clone()).sum().backward()).unwrap();
+        assert_eq!(grad.to_data().try_to_vec::<f32>().unwrap(), [0.0, 1.0, 0.0, 1.0]);
+    }
 
     #[test]
     fn tf_same_pads_the_odd_pixel_after() {
