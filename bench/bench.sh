@@ -21,7 +21,7 @@ fi
 
 # The release profile, as the README builds the CLI: the dev profile's debug assertions and
 # overflow checks (on in every dependency) halve gemm's speed, so a dev build measures them.
-echo "bench: building examples/bench.rs (release profile; ~20 min the first time)"
+echo "bench: building examples/bench.rs (release profile; ~17 min the first time on 2 cores)"
 cargo build --quiet -j"$JOBS" --release --example bench
 cp "$TARGET/release/examples/bench" "$BIN/bench"
 
