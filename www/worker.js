@@ -12,6 +12,8 @@
 // Two builds of the wasm (see the Makefile): pkg/ computes on WebGPU or on one CPU thread;
 // pkg/threads/ computes on the CPU with every core (rayon's threads are Web Workers sharing the
 // wasm's memory), which needs a cross-origin-isolated page (SharedArrayBuffer) and has no WebGPU.
+import { threadPoolSize } from './js/backend-choice.js';
+
 const THREADS_POSSIBLE = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
 
 const CACHE_NAME = 'convlens-weights-v1';
@@ -41,7 +43,7 @@ async function loadBuild(backend) {
     try {
       const wasm = await import('./pkg/threads/convlens.js');
       await wasm.default();
-      const threads = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
+      const threads = threadPoolSize();
       await wasm.initThreadPool(threads);
       return { wasm, threads };
     } catch (err) {

@@ -2,6 +2,8 @@
 // wasm-threads; cpu on every core, for a cross-origin-isolated page), driven through the public
 // wasm API (src/web.rs) exactly as the page's worker drives it.
 
+import { threadPoolSize } from '/www/js/backend-choice.js';
+
 let wasm = null;
 let engine = null;
 let info = null;
@@ -14,7 +16,7 @@ export async function setup(backend, { threads = 0 } = {}) {
   if (threaded && !self.crossOriginIsolated) throw new Error('the threaded build needs a cross-origin-isolated page (WASM_THREADS=1)');
   const module = await import(threaded ? '/pkg/threads/convlens.js' : '/pkg/convlens.js');
   wasm = await module.default();
-  const pool = threaded ? threads || Math.min(navigator.hardwareConcurrency || 1, 16) : 1;
+  const pool = threaded ? threads || threadPoolSize() : 1;
   if (threaded) await module.initThreadPool(pool);
   engine = await module.Engine.create(threaded ? 'cpu' : backend);
   const out = { backend: engine.backend, convlens_threads: pool };

@@ -1,6 +1,7 @@
 // Which backend computes when the user left it on Auto, decided once per page: WebGPU on a real
 // GPU, else the CPU (a software WebGPU adapter such as SwiftShader is slower than the CPU path).
-// No imports, so index.html can ask early and start the worker on the build the choice needs.
+// No imports, so index.html can ask early and start the worker on the build the choice needs;
+// the compute worker (and the benchmark's) import it too, for the size of the threaded pool.
 
 let auto = null;
 
@@ -37,4 +38,9 @@ export async function chooseBackend(preference) {
 export function linkedBackend(hash = location.hash) {
   const backend = new URLSearchParams(hash.replace(/^#/, '')).get('backend');
   return backend === 'webgpu' || backend === 'cpu' ? backend : 'auto';
+}
+
+// How many threads the CPU's threaded build runs: every core the browser reports, at most 16.
+export function threadPoolSize() {
+  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
 }
