@@ -9,11 +9,11 @@
 // 'superseded') when a newer one with the same `slot` arrives: only the latest Grad-CAM, say,
 // is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop.
 
+import { threadPoolSize } from './js/backend-choice.js';
+
 // Two builds of the wasm (see the Makefile): pkg/ computes on WebGPU or on one CPU thread;
 // pkg/threads/ computes on the CPU with every core (rayon's threads are Web Workers sharing the
 // wasm's memory), which needs a cross-origin-isolated page (SharedArrayBuffer) and has no WebGPU.
-import { threadPoolSize } from './js/backend-choice.js';
-
 const THREADS_POSSIBLE = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
 
 const CACHE_NAME = 'convlens-weights-v1';
