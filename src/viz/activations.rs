@@ -42,16 +42,64 @@ pub struct LayerStats {
 
 impl LayerStats {
     fn of(values: &[f32], channels: usize) -> Self {
-        let per = values.len() / channels.max(1);
-        let chunks = || values.chunks(per.max(1));
+        let per = (values.len() / channels.max(1)).max(1);
+        let summaries: Vec<Summary> = values.chunks(per).map(Summary::of).collect();
+        let n = values.len().max(1) as f32;
         Self {
-            sparsity: values.iter().filter(|v| **v == 0.0).count() as f32 / values.len().max(1) as f32,
-            mean: values.iter().sum::<f32>() / values.len().max(1) as f32,
-            max: values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-            channel_means: chunks().map(|c| c.iter().sum::<f32>() / c.len() as f32).collect(),
-            channel_maxes: chunks().map(|c| c.iter().copied().fold(f32::NEG_INFINITY, f32::max)).collect(),
+            sparsity: summaries.iter().map(|s| s.zeros).sum::<usize>() as f32 / n,
+            mean: summaries.iter().map(|s| s.sum).sum::<f32>() / n,
+            max: summaries.iter().map(|s| s.max).fold(f32::NEG_INFINITY, f32::max),
+            channel_means: summaries.iter().zip(values.chunks(per)).map(|(s, c)| s.sum / c.len() as f32).collect(),
+            channel_maxes: summaries.iter().map(|s| s.max).collect(),
         }
     }
+}
+
+/// Sum, largest value (NaN ignored) and count of exact zeros of one channel, in one pass.
+struct Summary {
+    sum: f32,
+    max: f32,
+    zeros: usize,
+}
+
+impl Summary {
+    /// Eight running lanes, so the compiler vectorizes the pass (wasm SIMD included); a
+    /// value-by-value fold is a chain of dependent adds, and `f32::max` a libm call in wasm.
+    fn of(values: &[f32]) -> Self {
+        let (mut sum, mut max, mut zeros) = ([0f32; 8], [f32::NEG_INFINITY; 8], [0u32; 8]);
+        let lanes = values.chunks_exact(8);
+        let rest = lanes.remainder();
+        for chunk in lanes {
+            for i in 0..8 {
+                sum[i] += chunk[i];
+                max[i] = if chunk[i] > max[i] { chunk[i] } else { max[i] };
+                zeros[i] += (chunk[i] == 0.0) as u32;
+            }
+        }
+        for (i, &v) in rest.iter().enumerate() {
+            sum[i] += v;
+            max[i] = if v > max[i] { v } else { max[i] };
+            zeros[i] += (v == 0.0) as u32;
+        }
+        Self {
+            sum: sum.iter().sum(),
+            max: max.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a }),
+            zeros: zeros.iter().map(|&z| z as usize).sum(),
+        }
+    }
+}
+
+/// Σ f(v) over `values` in eight running lanes (see `Summary::of`).
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for chunk in chunks {
+        for i in 0..8 {
+            lanes[i] += f(chunk[i]);
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 impl LayerActivation {
@@ -74,15 +122,14 @@ impl LayerActivation {
 /// becomes flat mid-gray instead of the book's NaN.
 pub fn standardize_channel(values: &[f32]) -> Vec<u8> {
     let n = values.len().max(1) as f32;
-    let mean = values.iter().sum::<f32>() / n;
-    let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n).sqrt();
-    values
-        .iter()
-        .map(|v| {
-            let z = if std > 0.0 { (v - mean) / std } else { 0.0 };
-            (z * 64.0 + 128.0).clamp(0.0, 255.0) as u8
-        })
-        .collect()
+    let mean = lane_sum(values, |v| v) / n;
+    let std = (lane_sum(values, |v| (v - mean) * (v - mean)) / n).sqrt();
+    if std.is_nan() || std <= 0.0 {
+        return vec![128; values.len()];
+    }
+    let scale = 64.0 / std;
+    // `as u8` saturates to 0–255 (NaN to 0): the book's clip without a per-value clamp.
+    values.iter().map(|v| ((v - mean) * scale + 128.0) as u8).collect()
 }
 
 /// One channel as a colour picture.
@@ -233,5 +280,25 @@ mod tests {
         assert_eq!(s.sparsity, 0.5);
         assert_eq!(s.channel_means, vec![0.5, 1.5]);
         assert_eq!(s.channel_maxes, vec![1.0, 3.0]);
+    }
+
+    #[test]
+    fn stats_in_lanes_match_a_plain_pass() {
+        // Two channels of 37 values: four full lanes of eight and a remainder; a NaN is no max.
+        let values: Vec<f32> = (0..74).map(|i| if i % 5 == 0 { 0.0 } else { ((i * 7) % 23) as f32 - 4.0 }).collect();
+        let mut with_nan = values.clone();
+        with_nan[40] = f32::NAN;
+        let s = LayerStats::of(&with_nan, 2);
+        for (c, channel) in values.chunks(37).enumerate() {
+            let plain_max = channel.iter().enumerate().filter(|(i, _)| c * 37 + i != 40).map(|(_, v)| *v).fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(s.channel_maxes[c], plain_max);
+        }
+        let s = LayerStats::of(&values, 2);
+        assert_eq!(s.sparsity, values.iter().filter(|v| **v == 0.0).count() as f32 / 74.0);
+        for (c, channel) in values.chunks(37).enumerate() {
+            assert!((s.channel_means[c] - channel.iter().sum::<f32>() / 37.0).abs() < 1e-5);
+        }
+        assert!((s.mean - values.iter().sum::<f32>() / 74.0).abs() < 1e-5);
+        assert_eq!(s.max, 18.0);
     }
 }
