@@ -47,16 +47,12 @@ wasm:
 	$(WASM_BINDGEN) --target web --out-dir pkg --out-name convlens $(WASM)
 
 # The CPU path on every core, for cross-origin-isolated pages: flex on rayon, rayon's threads
-# as Web Workers on shared memory (wasm-bindgen-rayon). No WebGPU: wgpu's objects cannot be shared
+# (but the caller's) as Web Workers on shared memory (src/thread_pool.rs). No WebGPU: wgpu's objects cannot be shared
 # between threads in the browser, and the page uses the build above for the GPU.
 wasm-threads:
 	RUSTFLAGS='$(THREADS_RUSTFLAGS)' cargo +$(NIGHTLY) build -j$(JOBS) --lib --target wasm32-unknown-unknown \
 		--profile wasm-threads --no-default-features --features threads -Z build-std=panic_abort,std
 	$(WASM_BINDGEN) --target web --out-dir pkg/threads --out-name convlens $(WASM_THREADS)
-	@# wasm-bindgen-rayon 1.3.0 starts each thread with init's old positional arguments, which the
-	@# glue warns about on the console once per thread; its master passes one object (090b798).
-	sed -i 's/await pkg.default(data.module, data.memory);/await pkg.default({ module: data.module, memory: data.memory });/' \
-		pkg/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.no-bundler.js
 
 # A static bundle that works from any static host under any sub-path.
 dist: setup wasm wasm-threads

@@ -17,6 +17,8 @@ pub mod preprocess;
 pub mod random;
 pub mod viz;
 
+#[cfg(all(target_family = "wasm", feature = "threads"))]
+pub mod thread_pool;
 #[cfg(target_family = "wasm")]
 pub mod web;
 

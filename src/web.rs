@@ -28,10 +28,10 @@ use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptio
 use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
 use crate::viz::guided::{guided_gradcam_picture, guided_gradient};
 
-/// `initThreadPool(n)` for the threaded build: n rayon workers (Web Workers on the shared wasm
-/// memory) for flex; the worker calls it once, right after `init()`.
+/// `initThreadPool(n)` for the threaded build: a rayon pool of n threads for flex, the caller
+/// and n − 1 Web Workers on the shared wasm memory; the worker calls it once, right after `init()`.
 #[cfg(feature = "threads")]
-pub use wasm_bindgen_rayon::init_thread_pool;
+pub use crate::thread_pool::init_thread_pool;
 
 unsafe extern "C" {
     /// The module's static constructors (cubecl registers its IR dialects through `inventory`),

@@ -40,7 +40,8 @@ export function linkedBackend(hash = location.hash) {
   return backend === 'webgpu' || backend === 'cpu' ? backend : 'auto';
 }
 
-// How many threads the CPU's threaded build runs: every core the browser reports, at most 16.
+// How many threads the CPU's threaded build runs (the compute worker and n − 1 more): every core
+// the browser reports, at most 16.
 export function threadPoolSize() {
   return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
 }
