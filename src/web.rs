@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
-use js_sys::{Function, Object, Reflect, Uint8ClampedArray};
+use js_sys::{Function, Object, Reflect, Uint8Array, Uint8ClampedArray};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -70,7 +70,10 @@ fn picture(p: &Rgba) -> Result<JsValue, JsError> {
     let obj = Object::new();
     set(&obj, "width", &(p.width as u32).into())?;
     set(&obj, "height", &(p.height as u32).into())?;
-    set(&obj, "rgba", &Uint8ClampedArray::from(p.data.as_slice()).into())?;
+    // Copied as bytes, then viewed as clamped: a Uint8ClampedArray made straight from the
+    // memory's Uint8Array converts value by value (VGG16's 17 M pixels: ~0.2 s; a copy: ~10 ms).
+    let bytes = Uint8Array::from(p.data.as_slice());
+    set(&obj, "rgba", &Uint8ClampedArray::new(&bytes.buffer()).into())?;
     Ok(obj.into())
 }
 

@@ -38,7 +38,13 @@ pub(crate) fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
             let mut halves = vec![half::f16::ZERO; n];
             bytemuck::cast_slice_mut::<half::f16, u8>(&mut halves).copy_from_slice(&bytes[..n * 2]);
             let mut values = vec![0f32; n];
-            halves.convert_to_f32_slice(&mut values);
+            if cfg!(target_family = "wasm") {
+                // wasm has no F16C, and `half` converts one value at a time there.
+                let bits: &[u16] = bytemuck::cast_slice(&halves);
+                values.iter_mut().zip(bits).for_each(|(v, &h)| *v = f16_to_f32(h));
+            } else {
+                halves.convert_to_f32_slice(&mut values);
+            }
             values
         }
         Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
@@ -47,6 +53,16 @@ pub(crate) fn floats(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
         Dtype::F64 => bytes.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32).collect(),
         _ => return None,
     })
+}
+
+/// An f16's value as f32, exactly, without branches, so a loop of it vectorizes (VGG16's load in
+/// wasm under Node: 1.6–1.7 → 1.0–1.3 s). The magnitude bits shifted into place are the f32 of the value
+/// ÷ 2^112, normal or subnormal alike; ×2^112 rescales; a result ≥ 2^16 was an infinity or NaN.
+fn f16_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let scaled = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
+    let special = if scaled >= 65536.0 { 0x7f80_0000 } else { 0 };
+    f32::from_bits(scaled.to_bits() | special | ((h & 0x8000) << 16))
 }
 
 /// What a weights file says about itself.
@@ -301,4 +317,17 @@ fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
         bytes[8 + sorted.len()..8 + n].fill(b' ');
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_f16_widens_exactly() {
+        for h in 0..=u16::MAX {
+            let (ours, reference) = (f16_to_f32(h), half::f16::from_bits(h).to_f32());
+            assert!(ours.to_bits() == reference.to_bits() || (ours.is_nan() && reference.is_nan()), "{h:#06x}: {ours} vs {reference}");
+        }
+    }
 }
