@@ -6,6 +6,7 @@
 //! stops at the tap (Grad-CAM). Built-in models and files that carry their own architecture
 //! (Keras) are both turned into this one form.
 
+mod depthwise;
 pub mod keras;
 pub mod onnx;
 pub mod ops;

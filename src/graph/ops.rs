@@ -8,6 +8,7 @@ use burn::tensor::module::{avg_pool2d, conv2d, conv_transpose2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::depthwise;
 use crate::error::{Error, Result};
 use crate::formats::raw::HostTensor;
 
@@ -228,8 +229,51 @@ impl Conv {
         let [_, _, h, w] = x.dims();
         let [eh, ew] = self.extent();
         let pads = [self.padding.pads(0, h, eh, self.stride[0]), self.padding.pads(1, w, ew, self.stride[1])];
+        if self.is_depthwise() && !x.is_tracked() && x.clone().without_autodiff().device() == Device::flex() {
+            if let Some(y) = self.depthwise_on_cpu(x.clone(), pads) {
+                return y;
+            }
+        }
         let options = ConvOptions::new_with_padding(self.stride, pads, self.dilation, self.groups);
         conv2d(x, self.weight.clone(), self.bias.clone(), options)
+    }
+
+    /// One filter per input channel (EfficientNet's, MobileNet's).
+    fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.weight.dims()[1] == 1 && self.out_channels() == self.groups
+    }
+
+    /// `forward` of a depthwise conv that records nothing, on flex, for small maps:
+    /// `depthwise::forward` on the host values (flex's tensors live in host memory; the weights
+    /// are a few kB). None where flex's own kernel is the faster one, or for values not f32.
+    fn depthwise_on_cpu(&self, x: Tensor<4>, pads: [(usize, usize); 2]) -> Option<Tensor<4>> {
+        let [n, c, h, w] = x.dims();
+        let [_, _, kh, kw] = self.weight.dims();
+        let extent = self.extent();
+        let out = |axis: usize, size: usize| (size + pads[axis].0 + pads[axis].1 - extent[axis]) / self.stride[axis] + 1;
+        let output = [out(0, h), out(1, w)];
+        if output[0] * output[1] > depthwise::MAX_PIXELS {
+            return None;
+        }
+        let geometry = depthwise::Geometry {
+            channels: c,
+            input: [h, w],
+            kernel: [kh, kw],
+            stride: self.stride,
+            dilation: self.dilation,
+            pad_before: [pads[0].0, pads[1].0],
+            output,
+        };
+        let inner = x.without_autodiff();
+        let device = inner.device();
+        let host = |t: TensorData| t.try_into_vec::<f32>().ok();
+        let weight = host(self.weight.clone().without_autodiff().into_data())?;
+        let bias = match &self.bias {
+            Some(b) => Some(host(b.clone().without_autodiff().into_data())?),
+            None => None,
+        };
+        let values = depthwise::forward(&host(inner.into_data())?, &weight, bias.as_deref(), &geometry);
+        Some(Tensor::from_data(TensorData::new(values, [n, c, output[0], output[1]]), &device).autodiff())
     }
 
     /// Folds an inference-mode batch norm that follows this bias-free conv into it, on the host:
