@@ -250,8 +250,8 @@ impl Conv {
         let [n, c, h, w] = x.dims();
         let [_, _, kh, kw] = self.weight.dims();
         let extent = self.extent();
-        let out = |axis: usize, size: usize| (size + pads[axis].0 + pads[axis].1 - extent[axis]) / self.stride[axis] + 1;
-        let output = [out(0, h), out(1, w)];
+        let out = |axis: usize, size: usize| Some((size + pads[axis].0 + pads[axis].1).checked_sub(extent[axis])? / self.stride[axis] + 1);
+        let output = [out(0, h)?, out(1, w)?];
         if output[0] * output[1] > depthwise::MAX_PIXELS {
             return None;
         }
