@@ -47,8 +47,9 @@ wasm:
 	$(WASM_BINDGEN) --target web --out-dir pkg --out-name convlens $(WASM)
 
 # The CPU path on every core, for cross-origin-isolated pages: flex on rayon, rayon's threads
-# (but the caller's) as Web Workers on shared memory (src/thread_pool.rs). No WebGPU: wgpu's objects cannot be shared
-# between threads in the browser, and the page uses the build above for the GPU.
+# (but the caller's) as Web Workers on shared memory (src/thread_pool.rs). No WebGPU: wgpu's
+# objects cannot be shared between threads in the browser, and the page uses the build above
+# for the GPU.
 wasm-threads:
 	RUSTFLAGS='$(THREADS_RUSTFLAGS)' cargo +$(NIGHTLY) build -j$(JOBS) --lib --target wasm32-unknown-unknown \
 		--profile wasm-threads --no-default-features --features threads -Z build-std=panic_abort,std

@@ -57,6 +57,11 @@ impl Backend {
     }
 }
 
+/// Whether tensors on `device` are computed by flex, the CPU backend (autodiff or not).
+pub fn is_cpu(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex()
+}
+
 /// For native programs, called first thing in `main`: glibc keeps freed blocks of up to 32 MiB in
 /// its heap for reuse. flex allocates every intermediate afresh, and by default glibc hands such
 /// blocks back to the kernel on free, so each layer paid page faults, zeroing and TLB shootdowns

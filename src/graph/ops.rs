@@ -118,7 +118,7 @@ impl Act {
         // A forward that records no backward (predictions, activations, the layers before
         // Grad-CAM's tap) runs its activations on the inner backend: Burn's autodiff computes a
         // clamp (ReLU6, Clip, hard sigmoid) as two comparisons and two masked fills, where flex
-        // makes one pass (they were a fifth of EfficientNet-Lite0's forward).
+        // makes one pass per bound (they were a fifth of EfficientNet-Lite0's forward).
         if x.is_autodiff() && !x.is_tracked() {
             return self.compute(x.without_autodiff()).autodiff();
         }
@@ -229,7 +229,7 @@ impl Conv {
         let [_, _, h, w] = x.dims();
         let [eh, ew] = self.extent();
         let pads = [self.padding.pads(0, h, eh, self.stride[0]), self.padding.pads(1, w, ew, self.stride[1])];
-        if self.is_depthwise() && !x.is_tracked() && x.clone().without_autodiff().device() == Device::flex() {
+        if self.is_depthwise() && !x.is_tracked() && crate::backend::is_cpu(&x.device()) {
             if let Some(y) = self.depthwise_on_cpu(x.clone(), pads) {
                 return y;
             }
@@ -249,10 +249,9 @@ impl Conv {
     fn depthwise_on_cpu(&self, x: Tensor<4>, pads: [(usize, usize); 2]) -> Option<Tensor<4>> {
         let [n, c, h, w] = x.dims();
         let [_, _, kh, kw] = self.weight.dims();
-        let extent = self.extent();
-        let out = |axis: usize, size: usize| Some((size + pads[axis].0 + pads[axis].1).checked_sub(extent[axis])? / self.stride[axis] + 1);
-        let output = [out(0, h)?, out(1, w)?];
-        if output[0] * output[1] > depthwise::MAX_PIXELS {
+        let [_, oh, ow] = self.out_shape([c, h, w]).ok()?;
+        let output = [oh, ow];
+        if oh * ow > depthwise::MAX_PIXELS {
             return None;
         }
         let geometry = depthwise::Geometry {
