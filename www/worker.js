@@ -36,13 +36,23 @@ let running = false;
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
 
+// Imports a build's JS glue and starts its wasm. The wasm compiles as it downloads, beside the
+// glue's import (wasm-bindgen's init would ask for it only once the glue has arrived). Served
+// without the application/wasm type, streaming fails and the glue's init fetches it its own way.
+async function startBuild(glue, binary) {
+  const compiled = WebAssembly.compileStreaming(fetch(binary)).catch(() => binary);
+  const wasm = await import(glue);
+  await wasm.default({ module_or_path: await compiled });
+  return wasm;
+}
+
 // Loads and starts the build for `backend`. The threaded one falls back to the single-threaded
 // one when it cannot start (its files missing, or no memory for a shared 4 GiB-maximum buffer).
+// Its pool computes at once, on this thread alone until its workers are up.
 async function loadBuild(backend) {
   if (backend === 'cpu' && THREADS_POSSIBLE) {
     try {
-      const wasm = await import('./pkg/threads/convlens.js');
-      await wasm.default();
+      const wasm = await startBuild('./pkg/threads/convlens.js', new URL('./pkg/threads/convlens_bg.wasm', import.meta.url));
       const threads = threadPoolSize();
       await wasm.initThreadPool(threads);
       return { wasm, threads };
@@ -50,8 +60,7 @@ async function loadBuild(backend) {
       console.warn(`ConvLens: the threaded build did not start (${err && err.message}); computing on one thread`);
     }
   }
-  const wasm = await import('./pkg/convlens.js');
-  await wasm.default();
+  const wasm = await startBuild('./pkg/convlens.js', new URL('./pkg/convlens_bg.wasm', import.meta.url));
   return { wasm, threads: 1 };
 }
 
