@@ -19,13 +19,13 @@ use crate::models::CATALOGUE;
 use crate::network::Network;
 use crate::open::{import, open, OpenOptions};
 use crate::picture::{animated_gif, Colormap, Photo, Rgba};
-use crate::predict::predict;
+use crate::predict::{predict, top_k};
 use crate::preprocess::Preprocessing;
 use crate::viz::activations::{channel_picture, layer_grid, spatial_layers, ActivationWalk, LayerActivation};
 use crate::viz::dream::{deep_dream, DreamOptions};
 use crate::viz::faithfulness::{faithfulness, sanity_check, MetricOptions};
 use crate::viz::filters::{filter_patterns, pattern_grid, AscentMode, FilterOptions, Objective, Progress, DEFAULT_DIVERSITY};
-use crate::viz::gradcam::{overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing};
+use crate::viz::gradcam::{class_activation_map_of_pass, overlay, smoothed_class_activation_map, Cam, CamMethod, Score, Smoothing, TappedPass};
 use crate::viz::guided::{guided_gradcam_picture, guided_gradient};
 
 /// `initThreadPool(n)` for the threaded build: a rayon pool of n threads for flex, the caller
@@ -96,6 +96,10 @@ struct State {
     walk: RefCell<Option<ActivationWalk>>,
     /// The last class activation map, so a new colormap or opacity redraws without recomputing.
     cam: RefCell<Option<Rc<KeptCam>>>,
+    /// The predictions' forward pass, tapped at `cam_layer`, until a Grad-CAM there spends it.
+    pass: RefCell<Option<TappedPass>>,
+    /// The layer of the last Grad-CAM on this network (None: its default layer).
+    cam_layer: RefCell<Option<String>>,
 }
 
 /// A map and how it was made (the sanity check makes it again the same way).
@@ -119,6 +123,7 @@ impl State {
     fn forget(&self) {
         *self.walk.borrow_mut() = None;
         *self.cam.borrow_mut() = None;
+        *self.pass.borrow_mut() = None;
     }
     /// The activation of `layer` for the current photo, from the walk through its layers.
     async fn activation(&self, layer: &str) -> Result<Rc<LayerActivation>, JsError> {
@@ -246,7 +251,16 @@ impl Engine {
     pub async fn create(backend: String) -> Result<Engine, JsError> {
         let backend = Backend::parse(&backend)?;
         let device = backend.device_async().await?;
-        let state = State { device, backend, net: RefCell::default(), photo: RefCell::default(), walk: RefCell::default(), cam: RefCell::default() };
+        let state = State {
+            device,
+            backend,
+            net: RefCell::default(),
+            photo: RefCell::default(),
+            walk: RefCell::default(),
+            cam: RefCell::default(),
+            pass: RefCell::default(),
+            cam_layer: RefCell::default(),
+        };
         Ok(Engine { state: Rc::new(state) })
     }
 
@@ -278,6 +292,7 @@ impl Engine {
         let description = to_js(&net.describe())?;
         *self.state.net.borrow_mut() = Some(Rc::new(net));
         self.state.forget();
+        *self.state.cam_layer.borrow_mut() = None;
         Ok(description)
     }
 
@@ -323,13 +338,25 @@ impl Engine {
         Ok(())
     }
 
-    /// The top-`top` classes: [{index, label, prob}].
+    /// The top-`top` classes: [{index, label, prob}]. The forward pass is tapped at the layer the
+    /// Grad-CAM that follows will ask for (the last one asked, else the default) and kept for it.
     pub fn predict(&self, top: usize) -> js_sys::Promise {
         let state = self.state.clone();
         promise(async move {
             let (net, photo) = (state.net()?, state.photo()?);
-            let rows = predict(&net, &[(*photo).clone()], top.max(1)).await?;
-            to_js(&rows[0])
+            let layer = state.cam_layer.borrow().clone().unwrap_or_else(|| net.default_cam_layer().to_string());
+            let rows = match TappedPass::of_photo(&net, &photo, &layer).await {
+                Ok(pass) => {
+                    let rows = top_k(&net, pass.probabilities(), top.max(1));
+                    if state.unchanged(&net, &photo) {
+                        *state.pass.borrow_mut() = Some(pass);
+                    }
+                    rows
+                }
+                // No layer to tap (a network without a spatial map): the plain forward pass.
+                Err(_) => predict(&net, &[(*photo).clone()], top.max(1)).await?.remove(0),
+            };
+            to_js(&rows)
         })
     }
 
@@ -347,7 +374,13 @@ impl Engine {
             let (colormap, opacity) = look(o.colormap.as_deref(), o.opacity)?;
             let class = o.class.and_then(|c| usize::try_from(c).ok());
             let smoothing = Smoothing { eigen: o.eigen_smooth, augment: o.aug_smooth };
-            let cam = smoothed_class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability, smoothing).await?;
+            // The predictions' pass, when it is tapped at this layer: a backward, no forward.
+            let kept = state.pass.borrow_mut().take().filter(|pass| net.layer(&o.layer).is_ok_and(|l| l.name == pass.layer()));
+            let cam = match kept {
+                Some(pass) => class_activation_map_of_pass(&net, &photo, pass, class, method, Score::Probability, smoothing).await?,
+                None => smoothed_class_activation_map(&net, &photo, &o.layer, class, method, Score::Probability, smoothing).await?,
+            };
+            *state.cam_layer.borrow_mut() = Some(cam.layer.clone());
             let picture = picture(&overlay(&cam, &photo, colormap, opacity))?;
             let info = serde_json::json!({"layer": cam.layer, "class": cam.class, "label": cam.label, "prob": cam.prob, "height": cam.height, "width": cam.width, "map": cam.map});
             if state.unchanged(&net, &photo) {

@@ -178,6 +178,32 @@ fn activation_walk_equals_one_forward_pass() {
     assert!(pollster::block_on(walk.get(&net, "no_such_layer")).is_err());
 }
 
+/// The page's predictions run a pass tapped at the Grad-CAM layer and the map spends it: the
+/// probabilities are the plain forward pass's, bit for bit, and the map (with and without
+/// aug_smooth, whose other copies run their own passes) the one computed from scratch.
+#[test]
+fn tapped_pass_serves_predictions_and_the_map() {
+    use convlens::predict::probabilities;
+    use convlens::viz::gradcam::{class_activation_map_of_pass, smoothed_class_activation_map, Smoothing, TappedPass};
+    let net = lite0();
+    let photo = decode(&std::fs::read(format!("{}/tests/fixtures/cat_224.png", root())).unwrap()).unwrap();
+    let plain = pollster::block_on(probabilities(&net, std::slice::from_ref(&photo))).unwrap();
+    for augment in [false, true] {
+        let smoothing = Smoothing { eigen: false, augment };
+        let pass = pollster::block_on(TappedPass::of_photo(&net, &photo, "_conv_head")).unwrap();
+        assert_eq!(pass.layer(), "_conv_head");
+        assert_eq!(pass.probabilities(), &plain[0][..], "the tapped pass changed the probabilities");
+        let spent = pollster::block_on(class_activation_map_of_pass(&net, &photo, pass, None, CamMethod::GradCam, Score::Probability, smoothing)).unwrap();
+        let fresh =
+            pollster::block_on(smoothed_class_activation_map(&net, &photo, "_conv_head", None, CamMethod::GradCam, Score::Probability, smoothing)).unwrap();
+        assert_eq!((spent.class, spent.prob), (fresh.class, fresh.prob));
+        assert_eq!(spent.map, fresh.map, "aug_smooth {augment}: the map from the pass differs");
+    }
+    let flat = net.layers().iter().find(|l| !l.has_map()).expect("Lite0 ends in layers without a map");
+    let err = pollster::block_on(TappedPass::of_photo(&net, &photo, &flat.name)).err().expect("a layer without a map cannot be tapped");
+    assert!(err.to_string().contains("without a spatial map"), "{err}");
+}
+
 /// eigen_smooth and aug_smooth as pytorch-grad-cam 1.5.7 computes them (tests/fixtures/smoothing.json, from
 /// tests/fixtures/make_faithfulness.py): its `get_2d_projection` on a seeded matrix (up to the
 /// principal component's arbitrary sign), and its GradCAM(eigen_smooth / aug_smooth=True) on the

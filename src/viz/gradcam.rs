@@ -10,7 +10,7 @@ use crate::backend::read_f32;
 use crate::choice::{self, ValueEnum};
 use crate::error::{Error, Result};
 use crate::network::Network;
-use crate::picture::{planes, squash, Colormap, Photo, Rgba};
+use crate::picture::{planes, squash, to_pixels, Colormap, Photo, Rgba};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
 pub enum CamMethod {
@@ -60,40 +60,79 @@ struct LayerGradient {
     prob: f32,
 }
 
-/// Runs the pixels [1, 3, H, W] to `layer`, then from there to the class score, and
-/// differentiates it.
-async fn layer_gradient(net: &Network, pixels: Tensor<4>, layer: &str, class: Option<usize>, score: Score) -> Result<LayerGradient> {
-    let info = net.layer(layer)?;
-    if !info.has_map() {
-        return Err(Error::Layer(format!(
-            "'{layer}' is a {} layer without a spatial map: Grad-CAM needs a layer such as '{}'",
-            info.kind.name(),
-            net.default_cam_layer()
-        )));
+/// One forward pass of a photo with `layer`'s output as a gradient leaf: the class
+/// probabilities, and the graph for one backward from a class score to the layer. The page's
+/// predictions run it at the Grad-CAM layer, so the map that follows them costs a backward, not
+/// a second forward pass (VGG16 in the browser: ~0.8 s).
+pub struct TappedPass {
+    layer: String,
+    activation: Tensor<4>,
+    logits: Tensor<2>,
+    probs: Tensor<2>,
+    prob_values: Vec<f32>,
+}
+
+impl TappedPass {
+    /// The pass of `photo` (squashed to the network's input) tapped at `layer`.
+    pub async fn of_photo(net: &Network, photo: &Photo, layer: &str) -> Result<Self> {
+        Self::run(net, to_pixels(&[squash(photo, net.input_hw())], net.device())?, layer).await
     }
-    let classes = net.logit_count();
-    if let Some(c) = class.filter(|c| *c >= classes) {
-        return Err(Error::invalid(format!("class {c} does not exist: {} has classes 0..{}", net.name, classes - 1)));
+
+    /// Runs the pixels [1, 3, H, W] to `layer`, then from there to the class scores.
+    async fn run(net: &Network, pixels: Tensor<4>, layer: &str) -> Result<Self> {
+        let info = net.layer(layer)?;
+        if !info.has_map() {
+            return Err(Error::Layer(format!(
+                "'{layer}' is a {} layer without a spatial map: Grad-CAM needs a layer such as '{}'",
+                info.kind.name(),
+                net.default_cam_layer()
+            )));
+        }
+        // The layer's output becomes a leaf, so the backward stops there (no gradient through the body).
+        let (activation, logits) = net.forward_tapped(pixels, layer)?;
+        let probs = net.probabilities(logits.clone());
+        let prob_values = read_f32(probs.clone()).await?;
+        Ok(Self { layer: info.name.clone(), activation, logits, probs, prob_values })
     }
-    // The layer's output becomes a leaf, so the backward stops there (no gradient through the body).
-    let (activation, logits) = net.forward_tapped(pixels, layer)?;
-    let probs = net.probabilities(logits.clone());
-    let prob_values = read_f32(probs.clone()).await?;
-    let class = class.unwrap_or_else(|| (0..classes).max_by(|&a, &b| prob_values[a].total_cmp(&prob_values[b])).unwrap_or(0));
-    let scores = match score {
-        Score::Probability => probs,
-        Score::Logit => logits,
-    };
-    let target = scores.narrow(1, class, 1).sum();
-    let grads = target.backward();
-    let gradient = activation.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the layer".into()))?;
-    Ok(LayerGradient {
-        activation: read_f32(activation.inner()).await?,
-        gradient: read_f32(gradient).await?,
-        channels: info.shape[0],
-        class,
-        prob: prob_values[class],
-    })
+
+    /// The layer it is tapped at.
+    pub fn layer(&self) -> &str {
+        &self.layer
+    }
+
+    /// The softmax over the classes.
+    pub fn probabilities(&self) -> &[f32] {
+        &self.prob_values
+    }
+
+    /// Differentiates `class`'s score (None: the top class) w.r.t. the layer; spends the graph.
+    async fn gradient(self, net: &Network, class: Option<usize>, score: Score) -> Result<LayerGradient> {
+        let classes = self.prob_values.len();
+        if let Some(c) = class.filter(|c| *c >= classes) {
+            return Err(Error::invalid(format!("class {c} does not exist: {} has classes 0..{}", net.name, classes - 1)));
+        }
+        let class = class.unwrap_or_else(|| (0..classes).max_by(|&a, &b| self.prob_values[a].total_cmp(&self.prob_values[b])).unwrap_or(0));
+        let scores = match score {
+            Score::Probability => self.probs,
+            Score::Logit => self.logits,
+        };
+        let target = scores.narrow(1, class, 1).sum();
+        let grads = target.backward();
+        let gradient = self.activation.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the layer".into()))?;
+        Ok(LayerGradient {
+            activation: read_f32(self.activation.inner()).await?,
+            gradient: read_f32(gradient).await?,
+            channels: net.layer(&self.layer)?.shape[0],
+            class,
+            prob: self.prob_values[class],
+        })
+    }
+}
+
+/// RGB planes (0–255) at the network's input size as a [1, 3, H, W] tensor.
+fn photo_tensor(net: &Network, planes: Vec<f32>) -> Tensor<4> {
+    let [height, width] = net.input_hw();
+    Tensor::<4>::from_data(TensorData::new(planes, [1, 3, height, width]), net.device())
 }
 
 /// Channel weights and per-pixel weighting of each method, summed over the channels (or, with
@@ -220,11 +259,25 @@ pub async fn smoothed_class_activation_map(
     score: Score,
     smoothing: Smoothing,
 ) -> Result<Cam> {
-    let [height, width] = net.input_hw();
-    let pixels = planes(&squash(photo, [height, width]));
-    let tensor = |values: Vec<f32>| Tensor::<4>::from_data(TensorData::new(values, [1, 3, height, width]), net.device());
-    let g = layer_gradient(net, tensor(pixels.clone()), layer, class, score).await?;
-    let [_, map_height, map_width] = net.layer(layer)?.shape;
+    let pass = TappedPass::of_photo(net, photo, layer).await?;
+    class_activation_map_of_pass(net, photo, pass, class, method, score, smoothing).await
+}
+
+/// `smoothed_class_activation_map` from a pass of `photo` already tapped at the layer.
+pub async fn class_activation_map_of_pass(
+    net: &Network,
+    photo: &Photo,
+    pass: TappedPass,
+    class: Option<usize>,
+    method: CamMethod,
+    score: Score,
+    smoothing: Smoothing,
+) -> Result<Cam> {
+    let layer = pass.layer.clone();
+    let pixels = planes(&squash(photo, net.input_hw()));
+    let g = pass.gradient(net, class, score).await?;
+    let [_, map_height, map_width] = net.layer(&layer)?.shape;
+    let width = net.input_hw()[1];
     let mut map = combine(method, &g, smoothing.eigen);
     if smoothing.augment {
         // The photo as it is (mirrored: no, ×1) is the map above; the other five copies join it.
@@ -232,22 +285,14 @@ pub async fn smoothed_class_activation_map(
         for (mirrored, factor) in [(false, 0.9f32), (false, 1.1), (true, 0.9), (true, 1.0), (true, 1.1)] {
             let source = if mirrored { mirror(&pixels, width) } else { pixels.clone() };
             let augmented = net.preprocessing.times(&source, |_| factor);
-            let g = layer_gradient(net, tensor(augmented), layer, Some(g.class), score).await?;
+            let g = TappedPass::run(net, photo_tensor(net, augmented), &layer).await?.gradient(net, Some(g.class), score).await?;
             let one = combine(method, &g, smoothing.eigen);
             let one = if mirrored { mirror(&one, map_width) } else { one };
             map.iter_mut().zip(one).for_each(|(m, v)| *m += v / 6.0);
         }
         map = normalize(map);
     }
-    Ok(Cam {
-        layer: layer.to_string(),
-        class: g.class,
-        label: net.labels.get(g.class).cloned().unwrap_or_default(),
-        prob: g.prob,
-        height: map_height,
-        width: map_width,
-        map,
-    })
+    Ok(Cam { layer, class: g.class, label: net.labels.get(g.class).cloned().unwrap_or_default(), prob: g.prob, height: map_height, width: map_width, map })
 }
 
 /// Rows of `width` values (one plane or several, channel after channel) mirrored left to right.

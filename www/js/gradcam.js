@@ -79,7 +79,6 @@ export function updateGradcam() {
       Object.assign(shown, { map: keys().gradcam, look });
       showFaithfulness();
       showGuided();
-  showGuided();
       const { info } = out;
       canvas.dataset.photo = state.photo.name;
       canvas.dataset.model = state.model.model;
