@@ -353,7 +353,7 @@ impl Engine {
                     }
                     rows
                 }
-                // No layer to tap (a network without a spatial map): the plain forward pass.
+                // A layer that cannot be tapped (a network without a spatial map): the plain pass.
                 Err(_) => predict(&net, &[(*photo).clone()], top.max(1)).await?.remove(0),
             };
             to_js(&rows)

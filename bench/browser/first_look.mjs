@@ -98,7 +98,7 @@ async function main() {
     const first = `${url}#sample=cat`;
     // The first visit fills the HTTP cache, the weights cache and the service worker's, and stays
     // a few seconds, as a visitor does: until the service worker has installed (it fetches the
-    // page's files once more) and V8 has had its quiet moment to cache compiled code.
+    // page's files once more), and long enough for V8 to cache compiled code if it will.
     const filling = (await visit(context, first)).page;
     await filling.evaluate(() => (navigator.serviceWorker ? navigator.serviceWorker.ready.then(() => true) : false));
     await filling.waitForTimeout(3000);

@@ -274,12 +274,13 @@ pub async fn class_activation_map_of_pass(
     smoothing: Smoothing,
 ) -> Result<Cam> {
     let layer = pass.layer.clone();
-    let pixels = planes(&squash(photo, net.input_hw()));
     let g = pass.gradient(net, class, score).await?;
     let [_, map_height, map_width] = net.layer(&layer)?.shape;
-    let width = net.input_hw()[1];
     let mut map = combine(method, &g, smoothing.eigen);
     if smoothing.augment {
+        // The photo's pixels again (the pass squashed its own), only for the copies below.
+        let pixels = planes(&squash(photo, net.input_hw()));
+        let width = net.input_hw()[1];
         // The photo as it is (mirrored: no, ×1) is the map above; the other five copies join it.
         map.iter_mut().for_each(|v| *v /= 6.0);
         for (mirrored, factor) in [(false, 0.9f32), (false, 1.1), (true, 0.9), (true, 1.0), (true, 1.1)] {
