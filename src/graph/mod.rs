@@ -10,6 +10,7 @@ mod depthwise;
 pub mod keras;
 pub mod onnx;
 pub mod ops;
+mod winograd;
 
 use burn::tensor::{Device, Tensor};
 

@@ -8,7 +8,7 @@ use burn::tensor::module::{avg_pool2d, conv2d, conv_transpose2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::depthwise;
+use super::{depthwise, winograd};
 use crate::error::{Error, Result};
 use crate::formats::raw::HostTensor;
 
@@ -172,6 +172,8 @@ pub struct Conv {
     pub dilation: [usize; 2],
     pub groups: usize,
     pub padding: Padding,
+    /// The filters in Winograd's domain, made on the first forward that uses them.
+    pub winograd: winograd::FilterCache,
 }
 
 impl Conv {
@@ -199,7 +201,15 @@ impl Conv {
             Some((s, _)) => return Err(bad(format!("a conv with {o} filters has a bias of shape {s:?}"))),
             None => None,
         };
-        Ok(Self { weight: Tensor::from_data(TensorData::new(values, [o, i, kh, kw]), device), bias, stride, dilation, groups, padding })
+        Ok(Self {
+            weight: Tensor::from_data(TensorData::new(values, [o, i, kh, kw]), device),
+            bias,
+            stride,
+            dilation,
+            groups,
+            padding,
+            winograd: Default::default(),
+        })
     }
 
     pub fn out_channels(&self) -> usize {
@@ -229,12 +239,10 @@ impl Conv {
         let [_, _, h, w] = x.dims();
         let [eh, ew] = self.extent();
         let pads = [self.padding.pads(0, h, eh, self.stride[0]), self.padding.pads(1, w, ew, self.stride[1])];
-        if self.is_depthwise() && !x.is_tracked() && crate::backend::is_cpu(&x.device()) {
-            if let Some(y) = self.depthwise_on_cpu(x.clone(), pads) {
-                return y;
-            }
-        }
         let options = ConvOptions::new_with_padding(self.stride, pads, self.dilation, self.groups);
+        if !x.is_tracked() && crate::backend::is_cpu(&x.device()) {
+            return self.forward_on_host(x, pads, options);
+        }
         conv2d(x, self.weight.clone(), self.bias.clone(), options)
     }
 
@@ -243,36 +251,46 @@ impl Conv {
         self.groups > 1 && self.weight.dims()[1] == 1 && self.out_channels() == self.groups
     }
 
-    /// `forward` of a depthwise conv that records nothing, on flex, for small maps:
-    /// `depthwise::forward` on the host values (flex's tensors live in host memory; the weights
-    /// are a few kB). None where flex's own kernel is the faster one, or for values not f32.
-    fn depthwise_on_cpu(&self, x: Tensor<4>, pads: [(usize, usize); 2]) -> Option<Tensor<4>> {
+    /// `forward` of a conv that records nothing, on flex, by a kernel of ours where it beats flex's
+    /// own: Winograd for 3×3 stride-1 convs (`winograd`), channels as lanes for depthwise convs on
+    /// small maps (`depthwise`). They read the host values (flex's tensors live in host memory).
+    /// Falls back to flex's conv where that is the faster one, or for values not f32.
+    fn forward_on_host(&self, x: Tensor<4>, pads: [(usize, usize); 2], options: ConvOptions<2>) -> Tensor<4> {
+        let flex = |x: Tensor<4>| conv2d(x, self.weight.clone(), self.bias.clone(), options.clone());
         let [n, c, h, w] = x.dims();
-        let [_, _, kh, kw] = self.weight.dims();
-        let [_, oh, ow] = self.out_shape([c, h, w]).ok()?;
+        let [k, _, kh, kw] = self.weight.dims();
+        let Ok([_, oh, ow]) = self.out_shape([c, h, w]) else { return flex(x) };
         let output = [oh, ow];
-        if oh * ow > depthwise::MAX_PIXELS {
-            return None;
+        let pad_before = [pads[0].0, pads[1].0];
+        let winograd = winograd::applies([kh, kw], self.stride, self.dilation, self.groups, [c, k], output);
+        let depthwise = self.is_depthwise() && oh * ow <= depthwise::MAX_PIXELS;
+        if !winograd && !depthwise {
+            return flex(x);
         }
-        let geometry = depthwise::Geometry {
-            channels: c,
-            input: [h, w],
-            kernel: [kh, kw],
-            stride: self.stride,
-            dilation: self.dilation,
-            pad_before: [pads[0].0, pads[1].0],
-            output,
-        };
-        let inner = x.without_autodiff();
-        let device = inner.device();
         let host = |t: TensorData| t.try_into_vec::<f32>().ok();
-        let weight = host(self.weight.clone().without_autodiff().into_data())?;
+        let weight = || host(self.weight.clone().without_autodiff().into_data());
         let bias = match &self.bias {
-            Some(b) => Some(host(b.clone().without_autodiff().into_data())?),
+            Some(b) => match host(b.clone().without_autodiff().into_data()) {
+                Some(b) => Some(b),
+                None => return flex(x),
+            },
             None => None,
         };
-        let values = depthwise::forward(&host(inner.into_data())?, &weight, bias.as_deref(), &geometry);
-        Some(Tensor::from_data(TensorData::new(values, [n, c, output[0], output[1]]), &device).autodiff())
+        let device = x.device().without_autodiff();
+        let data = x.without_autodiff().into_data();
+        let give_back = |data: TensorData| flex(Tensor::from_data(data, &device).autodiff());
+        let Ok(values) = data.as_slice::<f32>() else { return give_back(data) };
+        let values = if winograd {
+            let Some(filters) = self.winograd.get_or_make(|| weight().map(|w| winograd::transform_filters(&w, c, k))) else { return give_back(data) };
+            let geometry = winograd::Geometry { channels_in: c, channels_out: k, input: [h, w], pad_before, output };
+            winograd::forward(values, filters, bias.as_deref(), &geometry)
+        } else {
+            let Some(weight) = weight() else { return give_back(data) };
+            let geometry =
+                depthwise::Geometry { channels: c, input: [h, w], kernel: [kh, kw], stride: self.stride, dilation: self.dilation, pad_before, output };
+            depthwise::forward(values, &weight, bias.as_deref(), &geometry)
+        };
+        Tensor::from_data(TensorData::new(values, [n, k, oh, ow]), &device).autodiff()
     }
 
     /// Folds an inference-mode batch norm that follows this bias-free conv into it, on the host:
@@ -669,7 +687,12 @@ impl Op {
     pub fn reinitialized(&self, draw: &mut dyn FnMut() -> f32) -> Op {
         fn conv(c: &Conv, draw: &mut dyn FnMut() -> f32) -> Conv {
             let [o, i, kh, kw] = c.weight.dims();
-            Conv { weight: he_normal([o, i, kh, kw], i * kh * kw, draw, &c.weight.device()), bias: c.bias.as_ref().map(|b| b.zeros_like()), ..c.clone() }
+            Conv {
+                weight: he_normal([o, i, kh, kw], i * kh * kw, draw, &c.weight.device()),
+                bias: c.bias.as_ref().map(|b| b.zeros_like()),
+                winograd: Default::default(),
+                ..c.clone()
+            }
         }
         match self {
             Op::Conv { conv: c, act } => Op::Conv { conv: conv(c, draw), act: *act },
