@@ -281,8 +281,8 @@ impl Conv {
         let give_back = |data: TensorData| flex(Tensor::from_data(data, &device).autodiff());
         let Ok(values) = data.as_slice::<f32>() else { return give_back(data) };
         let values = if winograd {
-            let Some(filters) = self.winograd.get_or_make(|| weight().map(|w| winograd::transform_filters(&w, c, k))) else { return give_back(data) };
-            let geometry = winograd::Geometry { channels_in: c, channels_out: k, input: [h, w], pad_before, output };
+            let Some(filters) = self.winograd.get_or_make(|| weight().map(|w| winograd::Filters::new(&w, c, k))) else { return give_back(data) };
+            let geometry = winograd::Geometry { input: [h, w], pad_before, output };
             winograd::forward(values, filters, bias.as_deref(), &geometry)
         } else {
             let Some(weight) = weight() else { return give_back(data) };
@@ -895,6 +895,37 @@ mod tests {
         let x = Tensor::<4>::from_data(values, &device).require_grad();
         let grad = x.grad(&Act::Relu6.apply(x.clone()).sum().backward()).unwrap();
         assert_eq!(grad.to_data().try_to_vec::<f32>().unwrap(), [0.0, 1.0, 0.0, 1.0]);
+    }
+
+    /// A conv that records nothing on the CPU goes through our kernels (Winograd for the 3×3 ones,
+    /// channels as lanes for small depthwise ones) and gives what flex's conv gives on the tape,
+    /// for TF's odd padding and Keras's "valid" too; the kept Winograd filters serve a second call.
+    #[test]
+    fn convs_off_the_tape_match_flex() {
+        let device = Device::flex().autodiff();
+        let values = |n: usize, seed: usize| (0..n).map(|i| (((i * 37 + seed * 11) % 29) as f32 - 14.0) / 14.0).collect::<Vec<f32>>();
+        // (in, out, groups, padding, stride): Winograd twice, depthwise, and a stride-2 conv for flex.
+        for (ci, co, groups, padding, stride) in
+            [(16, 24, 1, Padding::TfSame, 1), (20, 16, 1, Padding::Valid, 1), (16, 16, 16, Padding::Same, 1), (16, 16, 1, Padding::TfSame, 2)]
+        {
+            let weight = (vec![co, ci / groups, 3, 3], values(co * ci / groups * 9, 1));
+            let conv = Conv::new(weight, Some((vec![co], values(co, 2))), [stride; 2], [1, 1], groups, padding, &device).unwrap();
+            let input = TensorData::new(values(2 * ci * 10 * 9, 3), [2, ci, 10, 9]);
+            let x = Tensor::<4>::from_data(input.clone(), &device).require_grad();
+            let tracked = conv.forward(x.clone()).into_data().try_into_vec::<f32>().unwrap();
+            let scale = tracked.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for call in 0..2 {
+                let untracked = conv.forward(Tensor::<4>::from_data(input.clone(), &device));
+                assert!(untracked.is_autodiff());
+                let untracked = untracked.into_data().try_into_vec::<f32>().unwrap();
+                assert_eq!(untracked.len(), tracked.len());
+                let worst = untracked.iter().zip(&tracked).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    worst < 1e-5 * scale,
+                    "{ci} → {co}, {groups} groups, {padding:?}, stride {stride}, call {call}: off by {worst} on values up to {scale}"
+                );
+            }
+        }
     }
 
     #[test]

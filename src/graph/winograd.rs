@@ -6,10 +6,11 @@
 //! and channel pair where flex's im2col + gemm spends 144. VGG16 is thirteen such layers.
 //!
 //! The transforms run with the channels as the vector lanes (NHWC), one band of tile rows at a time
-//! so a band's input, products and output stay in cache; the products are `gemm`'s, the crate flex
-//! itself uses. Bands run in parallel where rayon is there (natively, the threaded browser build).
-//! The values differ from the direct sum by rounding only (interpolation points 0, ±1, ±2, ∞;
-//! the tests bound the difference against flex).
+//! (its input gathered from NCHW, its output written back into the planes); the products are
+//! `gemm`'s, the crate flex itself uses. Bands, and the 36 products of a band, run in parallel where
+//! rayon is there (natively, the threaded browser build). The values differ from the direct sum by
+//! rounding only (interpolation points 0, ±1, ±2, ∞; the test bounds the difference against an f64
+//! sum, and the golden tests against PyTorch and Keras still pass).
 
 use std::sync::{Arc, OnceLock};
 
@@ -41,9 +42,10 @@ const IN: usize = 6;
 const OUT: usize = 4;
 const POINTS: usize = IN * IN;
 
-/// Tiles per band aimed at: enough rows for gemm to pack its operands once per many tiles, few
-/// enough that a band's 36 transformed tiles stay in a core's L2 (tiles × channels ≈ 8K values).
-const BAND_VALUES: usize = 8192;
+/// Tiles per band × channels. gemm packs each point's filters once per band, so wide bands pack
+/// them fewer times: on one wasm thread VGG16's Grad-CAM took 0.48–0.50 s with bands of 32K values
+/// against 0.57–0.59 s with 8K (a core's L2), in two interleaved runs; natively they measured alike.
+const BAND_VALUES: usize = 32768;
 
 /// Whether a convolution goes through `forward`: 3×3, stride 1, no dilation, no groups, enough
 /// channels for the products to dominate (VGG16's first layer, with 3, stays on flex's own path)
@@ -52,31 +54,66 @@ pub fn applies(kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2], gro
     kernel == [3, 3] && stride == [1, 1] && dilation == [1, 1] && groups == 1 && channels.iter().all(|&c| c >= 16) && output.iter().all(|&o| o >= OUT)
 }
 
-/// The shape of one convolution.
+/// The shape of one convolution's maps (its channels are its `Filters`').
 #[derive(Debug, Clone, Copy)]
 pub struct Geometry {
-    pub channels_in: usize,
-    pub channels_out: usize,
     pub input: [usize; 2],
     /// Zero rows / columns before the input (those after only bound `output`).
     pub pad_before: [usize; 2],
     pub output: [usize; 2],
 }
 
-/// The filters in Winograd's domain (`transform_filters`), made on a conv's first forward through
-/// `forward` and kept: four times the size of its 3×3 weights (VGG16: 59 MB of conv weights,
-/// 235 MB more), so a forward pass does not redo them (5–10 ms a 512-channel layer natively).
-/// Clones of a conv share them.
+/// A conv's filters in Winograd's domain, U = G g Gᵀ of each, laid out [in-channel][point][out-channel]
+/// (the out-channels are the vector lanes of the transform and the columns of the products).
+pub struct Filters {
+    values: Vec<f32>,
+    channels_in: usize,
+    channels_out: usize,
+}
+
+impl Filters {
+    /// The filters of `weight`: `co` × `ci` × 3 × 3 values.
+    pub fn new(weight: &[f32], ci: usize, co: usize) -> Self {
+        let mut u = vec![0.0f32; ci * POINTS * co];
+        let blocks: Vec<(usize, &mut [f32])> = u.chunks_mut(POINTS * co).enumerate().collect();
+        for_each(blocks, &|(c, block)| {
+            // The 9 taps of channel c of every filter, tap-major: 9 rows of `co` lanes.
+            let mut taps = vec![0.0f32; 9 * co];
+            for (k, filter) in weight.chunks_exact(ci * 9).take(co).enumerate() {
+                for (t, &w) in filter[c * 9..][..9].iter().enumerate() {
+                    taps[t * co + k] = w;
+                }
+            }
+            // G g: 6 × 3 rows of lanes, then (G g) Gᵀ: 6 × 6.
+            let mut half = vec![0.0f32; 6 * 3 * co];
+            for i in 0..IN {
+                for j in 0..3 {
+                    combine(&G[i], |r| &taps[(r * 3 + j) * co..][..co], &mut half[(i * 3 + j) * co..][..co]);
+                }
+            }
+            for i in 0..IN {
+                for j in 0..IN {
+                    combine(&G[j], |s| &half[(i * 3 + s) * co..][..co], &mut block[(i * IN + j) * co..][..co]);
+                }
+            }
+        });
+        Filters { values: u, channels_in: ci, channels_out: co }
+    }
+}
+
+/// `Filters`, made on a conv's first forward through `forward` and kept, so a forward pass does
+/// not redo them (10–20 ms a 512-channel layer natively). They are four times the size of the 3×3
+/// weights (VGG16: 59 MB of conv weights, 235 MB more). Clones of a conv share them.
 #[derive(Clone, Default)]
-pub struct FilterCache(Arc<OnceLock<Vec<f32>>>);
+pub struct FilterCache(Arc<OnceLock<Filters>>);
 
 impl FilterCache {
     /// The kept filters, or those `make` gives (kept), or None when it gives none.
-    pub fn get_or_make(&self, make: impl FnOnce() -> Option<Vec<f32>>) -> Option<&[f32]> {
+    pub fn get_or_make(&self, make: impl FnOnce() -> Option<Filters>) -> Option<&Filters> {
         if self.0.get().is_none() {
             let _ = self.0.set(make()?);
         }
-        self.0.get().map(Vec::as_slice)
+        self.0.get()
     }
 }
 
@@ -86,16 +123,16 @@ impl std::fmt::Debug for FilterCache {
     }
 }
 
-/// `x`: N × C × H × W values; `filters`: `transform_filters` of the K × C × 3 × 3 weights; `bias`:
-/// K. Returns N × K × H' × W'.
-pub fn forward(x: &[f32], filters: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
-    let band_rows = BAND_VALUES / g.channels_in.max(g.channels_out) / g.output[1].div_ceil(OUT);
+/// `x`: N × C × H × W values; `filters`: those of the K × C × 3 × 3 weights; `bias`: K.
+/// Returns N × K × H' × W'.
+pub fn forward(x: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    let band_rows = BAND_VALUES / filters.channels_in.max(filters.channels_out) / g.output[1].div_ceil(OUT);
     forward_in_bands(x, filters, bias, g, band_rows)
 }
 
 /// `forward`, `band_rows` tile rows at a time.
-fn forward_in_bands(x: &[f32], filters: &[f32], bias: Option<&[f32]>, g: &Geometry, band_rows: usize) -> Vec<f32> {
-    let (ci, co) = (g.channels_in, g.channels_out);
+fn forward_in_bands(x: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geometry, band_rows: usize) -> Vec<f32> {
+    let (ci, co) = (filters.channels_in, filters.channels_out);
     let [oh, ow] = g.output;
     let in_len = ci * g.input[0] * g.input[1];
     let batch = x.len().checked_div(in_len).unwrap_or(0);
@@ -121,39 +158,10 @@ fn forward_in_bands(x: &[f32], filters: &[f32], bias: Option<&[f32]>, g: &Geomet
     out
 }
 
-/// U = G g Gᵀ of every filter (`weight`: `co` × `ci` × 3 × 3), laid out [in-channel][point][out-channel]
-/// (the out-channels are the vector lanes here and the columns of the products).
-pub fn transform_filters(weight: &[f32], ci: usize, co: usize) -> Vec<f32> {
-    let mut u = vec![0.0f32; ci * POINTS * co];
-    let blocks: Vec<(usize, &mut [f32])> = u.chunks_mut(POINTS * co).enumerate().collect();
-    for_each(blocks, &|(c, block)| {
-        // The 9 taps of channel c of every filter, tap-major: 9 rows of `co` lanes.
-        let mut taps = vec![0.0f32; 9 * co];
-        for (k, filter) in weight.chunks_exact(ci * 9).enumerate() {
-            for (t, &w) in filter[c * 9..][..9].iter().enumerate() {
-                taps[t * co + k] = w;
-            }
-        }
-        // G g: 6 × 3 rows of lanes, then (G g) Gᵀ: 6 × 6.
-        let mut half = vec![0.0f32; 6 * 3 * co];
-        for i in 0..IN {
-            for j in 0..3 {
-                combine(&G[i], |r| &taps[(r * 3 + j) * co..][..co], &mut half[(i * 3 + j) * co..][..co]);
-            }
-        }
-        for i in 0..IN {
-            for j in 0..IN {
-                combine(&G[j], |s| &half[(i * 3 + s) * co..][..co], &mut block[(i * IN + j) * co..][..co]);
-            }
-        }
-    });
-    u
-}
-
 /// One band of `rows` tile rows from tile row `first_row` of one image (`image`: C × H × W) into
 /// `planes`: the band's rows of each output plane.
-fn band_forward(image: &[f32], filters: &[f32], bias: Option<&[f32]>, g: &Geometry, first_row: usize, rows: usize, planes: &mut [&mut [f32]]) {
-    let (ci, co) = (g.channels_in, g.channels_out);
+fn band_forward(image: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geometry, first_row: usize, rows: usize, planes: &mut [&mut [f32]]) {
+    let (ci, co) = (filters.channels_in, filters.channels_out);
     let [h, w] = g.input;
     let [oh, ow] = g.output;
     let tiles_across = ow.div_ceil(OUT);
@@ -189,24 +197,27 @@ fn band_forward(image: &[f32], filters: &[f32], bias: Option<&[f32]>, g: &Geomet
             }
         }
     }
-    // M[point] = V[point] · U[point]: tiles × co.
+    // M[point] = V[point] · U[point]: tiles × co; the points in parallel too, for the layers
+    // whose few bands leave threads idle.
     let mut m = vec![0.0f32; POINTS * tiles * co];
-    for point in 0..POINTS {
-        // SAFETY: `m`'s block is tiles × co (row stride co), `v`'s tiles × ci (row stride ci) and
-        // `filters`' ci × co at row stride POINTS · co from point · co; all inside their vectors.
+    let products: Vec<(usize, &mut [f32])> = m.chunks_mut(tiles * co).enumerate().collect();
+    for_each(products, &|(point, product)| {
+        // SAFETY: `product` is tiles × co (row stride co), `v`'s block tiles × ci (row stride ci)
+        // from point · tiles · ci, and `filters`' ci × co at row stride POINTS · co from point · co:
+        // all inside their vectors (`Filters::new` made ci · POINTS · co values).
         unsafe {
             gemm::gemm(
                 tiles,
                 co,
                 ci,
-                m.as_mut_ptr().add(point * tiles * co),
+                product.as_mut_ptr(),
                 1,
                 co as isize,
                 false,
                 v.as_ptr().add(point * tiles * ci),
                 1,
                 ci as isize,
-                filters.as_ptr().add(point * co),
+                filters.values.as_ptr().add(point * co),
                 1,
                 (POINTS * co) as isize,
                 0.0,
@@ -217,7 +228,7 @@ fn band_forward(image: &[f32], filters: &[f32], bias: Option<&[f32]>, g: &Geomet
                 gemm::Parallelism::None,
             );
         }
-    }
+    });
     // Y = Aᵀ M A (+ bias) of every tile: 16 pixels of `co` lanes, then into the planes.
     let mut half = vec![0.0f32; OUT * IN * co];
     let mut y = vec![0.0f32; OUT * OUT * co];
@@ -279,20 +290,21 @@ mod tests {
     use super::*;
 
     /// The definition in f64.
-    fn direct(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f64> {
+    fn direct(x: &[f32], weight: &[f32], bias: Option<&[f32]>, bias_len: usize, g: &Geometry) -> Vec<f64> {
         let [h, w] = g.input;
         let mut out = Vec::new();
-        for image in x.chunks_exact(g.channels_in * h * w) {
-            for k in 0..g.channels_out {
+        let (ci, co) = (weight.len() / 9 / bias_len, bias_len);
+        for image in x.chunks_exact(ci * h * w) {
+            for k in 0..co {
                 for oy in 0..g.output[0] {
                     for ox in 0..g.output[1] {
                         let mut sum = bias.map_or(0.0, |b| b[k] as f64);
-                        for c in 0..g.channels_in {
+                        for c in 0..ci {
                             for ky in 0..3 {
                                 for kx in 0..3 {
                                     let (Some(y), Some(x)) = ((oy + ky).checked_sub(g.pad_before[0]), (ox + kx).checked_sub(g.pad_before[1])) else { continue };
                                     if y < h && x < w {
-                                        sum += image[(c * h + y) * w + x] as f64 * weight[((k * g.channels_in + c) * 3 + ky) * 3 + kx] as f64;
+                                        sum += image[(c * h + y) * w + x] as f64 * weight[((k * ci + c) * 3 + ky) * 3 + kx] as f64;
                                     }
                                 }
                             }
@@ -310,13 +322,13 @@ mod tests {
         let values = |n: usize, seed: usize| (0..n).map(|i| (((i * 37 + seed * 11) % 29) as f32 - 14.0) / 7.0).collect::<Vec<f32>>();
         // (input, pad before, output): "same" on a map of whole tiles, on a ragged one, and "valid".
         for (input, pad_before, output) in [([8, 8], [1, 1], [8, 8]), ([11, 9], [1, 1], [11, 9]), ([13, 10], [0, 0], [11, 8])] {
-            let g = Geometry { channels_in: 17, channels_out: 19, input, pad_before, output };
+            let g = Geometry { input, pad_before, output };
             let x = values(2 * 17 * input[0] * input[1], 1);
             let w = values(19 * 17 * 9, 2);
             let b = values(19, 3);
             for (bias, band_rows) in [(Some(&b[..]), 1), (None, 2), (Some(&b[..]), 100)] {
-                let got = forward_in_bands(&x, &transform_filters(&w, 17, 19), bias, &g, band_rows);
-                let want = direct(&x, &w, bias, &g);
+                let got = forward_in_bands(&x, &Filters::new(&w, 17, 19), bias, &g, band_rows);
+                let want = direct(&x, &w, bias, 19, &g);
                 assert_eq!(got.len(), want.len());
                 let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
                 let worst = got.iter().zip(&want).fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
