@@ -168,23 +168,38 @@ async function readBlob(blob, report) {
   return loaded === total ? bytes : bytes.slice(0, loaded);
 }
 
-// The bytes of a weights file at `url`: from the cache when present (and still matching
-// `sha256`), else downloaded with progress, checked, and cached. Weights of the built-in `model`
-// bigger than COMPACT_ABOVE are rewritten as f16 first (and cached so).
-async function weightsFromUrl({ url, sha256, size, model }, report) {
+// The key a weights file is cached under: its URL, with its checksum when known.
+const cacheKey = (url, sha256) => (sha256 ? `${url}${url.includes('?') ? '&' : '?'}sha256=${sha256}` : url);
+
+// The weights cached under `key`, when present and still matching `sha256` (else null).
+async function weightsFromCache(key, sha256) {
   const cache = await openCache();
-  const key = sha256 ? `${url}${url.includes('?') ? '&' : '?'}sha256=${sha256}` : url;
+  const hit = cache && (await cache.match(key).catch(() => null));
+  if (!hit) return null;
+  const bytes = new Uint8Array(await hit.arrayBuffer());
+  const compacted = hit.headers.get(COMPACT_HEADER) === 'f16';
+  if (compacted || !sha256 || (await sha256Hex(bytes)) === sha256) return { bytes, cached: true, verified: Boolean(sha256), compacted };
+  await cache.delete(key).catch(() => {});
+  return null;
+}
+
+// The weights `prefetch` is reading from the cache while the engine starts: {key, read} (a
+// promise of weightsFromCache's answer), taken by the next `load`.
+let prefetched = null;
+
+// The bytes of a weights file at `url`: from the cache when present (and still matching
+// `sha256`; `early`: the prefetch of that file, if any), else downloaded with progress, checked,
+// and cached. Weights of the built-in `model` bigger than COMPACT_ABOVE are rewritten as f16
+// first (and cached so).
+async function weightsFromUrl({ url, sha256, size, model }, report, early) {
+  const key = cacheKey(url, sha256);
   cancelRequested = false;
-  if (cache) {
-    const hit = await cache.match(key).catch(() => null);
-    if (hit) {
-      report({ phase: 'cache' });
-      const bytes = new Uint8Array(await hit.arrayBuffer());
-      const compacted = hit.headers.get(COMPACT_HEADER) === 'f16';
-      if (compacted || !sha256 || (await sha256Hex(bytes)) === sha256) return { bytes, cached: true, verified: Boolean(sha256), compacted };
-      await cache.delete(key).catch(() => {});
-    }
+  const hit = await (early?.key === key ? early.read : weightsFromCache(key, sha256));
+  if (hit) {
+    report({ phase: 'cache' });
+    return hit;
   }
+  const cache = await openCache();
   let response;
   try {
     response = await fetch(url, { mode: 'cors', credentials: 'omit' });
@@ -240,6 +255,8 @@ const ops = {
   // engine keeps its previous model (and this worker the previous bytes).
   async load({ sourceId, keep, url, sha256, size, compactAs, blob, companion, options = {}, fallback }, report) {
     const e = needEngine();
+    const early = prefetched;
+    prefetched = null;
     let bytes;
     let extra = null;
     let source = {};
@@ -249,7 +266,7 @@ const ops = {
       bytes = await readBlob(blob, report);
       if (companion) extra = { name: companion.name, bytes: await readBlob(companion, report) };
     } else if (url) {
-      const got = await weightsFromUrl({ url, sha256, size, model: compactAs }, report);
+      const got = await weightsFromUrl({ url, sha256, size, model: compactAs }, report, early);
       bytes = got.bytes;
       source = { cached: got.cached, kept: got.kept, verified: got.verified, compacted: got.compacted };
     } else {
@@ -385,6 +402,11 @@ self.onmessage = (event) => {
   }
   if (job.op === 'prepare') {
     prepare(job.args.backend);
+    return;
+  }
+  if (job.op === 'prefetch') {
+    const key = cacheKey(job.args.url, job.args.sha256);
+    prefetched = { key, read: weightsFromCache(key, job.args.sha256).catch(() => null) };
     return;
   }
   if (job.slot) {

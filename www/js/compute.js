@@ -109,6 +109,12 @@ class Compute {
     });
   }
 
+  // Has the worker read `weights` ({url, sha256}) from the browser's cache now, while its wasm
+  // starts, for the `load` that follows; a miss does nothing (that load downloads the file).
+  prefetch(weights) {
+    if (this.worker) this.worker.postMessage({ op: 'prefetch', args: weights });
+  }
+
   cancel() {
     if (this.worker) this.worker.postMessage({ op: 'cancel' });
   }

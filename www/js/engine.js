@@ -7,7 +7,7 @@ import { compute, isQuiet } from './compute.js';
 import { chooseBackend } from './backend-choice.js';
 import { state } from './state.js';
 import { writeHash } from './link.js';
-import { loadInitialModel, loadManifest, loadModel, useCatalogue } from './models.js';
+import { loadInitialModel, loadManifest, loadModel, prefetchInitialModel, useCatalogue } from './models.js';
 
 // The notice of which backend computes and why; `detail` (a raw error) folds away.
 export function showBackend(backend, text, detail = '') {
@@ -45,6 +45,8 @@ export async function startEngine() {
   const choice = await chooseBackend(state.backendPref);
   if (gen !== state.engineGen) return;
   compute.start(choice.backend);
+  // The list of weights, and the first model's bytes from the cache, while the engine starts.
+  const manifest = loadManifest().then(() => gen === state.engineGen && prefetchInitialModel());
   let notice;
   let detail = '';
   let created;
@@ -78,7 +80,7 @@ export async function startEngine() {
   markOnce('engine');
   document.documentElement.dataset.threads = String(created.threads);
   showBackend(state.backend, notice, detail);
-  await loadManifest();
+  await manifest;
   if (gen !== state.engineGen) return;
   useCatalogue(created.catalogue);
   state.engineReady = true;

@@ -144,6 +144,16 @@ function defaultModelName() {
   return names.find((m) => models[m]?.default && isBundled(m)) || names.find(isBundled) || names[0] || FILE_ENTRY;
 }
 
+// While the engine starts: the weights the page will load first, read from the browser's cache
+// meanwhile (the linked model, else the manifest's default; not a big download, nor a link's file).
+export function prefetchInitialModel() {
+  const models = state.manifest?.models || {};
+  const name = state.selectedModel || Object.keys(models).find((m) => models[m]?.default);
+  if (!models[name]?.url || bigDownload(name) || state.pendingHash?.weights) return;
+  const { url, sha256 } = manifestSource(name);
+  compute.prefetch({ url, sha256 });
+}
+
 export async function loadInitialModel() {
   describeSelectedModel();
   const wanted = knownWeights(state.selectedModel);
