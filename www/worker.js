@@ -7,7 +7,8 @@
 // {id, ok: false, error, code?, fatal?}, and may stream {id, progress} before that.
 // Requests run one at a time, in order. A queued request is dropped (answered with code
 // 'superseded') when a newer one with the same `slot` arrives: only the latest Grad-CAM, say,
-// is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop.
+// is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop;
+// so is {op: 'prefetch', args: {url, sha256}}: it reads those weights from the cache for the next load.
 
 import { threadPoolSize } from './js/backend-choice.js';
 
