@@ -9,7 +9,7 @@ import { bigDownload, catalogueEntry, entryOf, entryTitle, FILE_ENTRY, isBundled
 import { applyPendingHash, MAX_LABELS_IN_LINK, writeHash } from './link.js';
 import { handleFatal } from './engine.js';
 import { rebuildModelControls } from './controls.js';
-import { refresh } from './render.js';
+import { refresh, refreshPredictions } from './render.js';
 
 // The menu's text for the user's model, before one is loaded.
 const FILE_ENTRY_TEXT = 'Your model (.onnx, .keras, .h5, .pth, .safetensors)';
@@ -330,6 +330,7 @@ export async function loadModel(source, { options = {}, reload = false, keepSele
     state.modelGen++;
     state.rendered = {};
     if (!keepSelection || isLoaded(state.selectedModel)) state.selectedModel = entry;
+    refreshPredictions();
     updateFileEntry();
     describeSelectedModel();
     const compacted = (out.compacted ? ', kept as 16-bit' : '') + (out.kept === false && source.compactAs ? ' (the browser gave no room to keep it for next time)' : '');

@@ -47,7 +47,18 @@ export async function once(name, key, task) {
 
 // Sends a new photo to the engine, then updates the predictions and the visible view.
 export function refresh() {
-  if (!state.engineReady || !state.model || !state.photo) return;
+  if (!refreshPredictions()) return;
+  if (state.view === 'gradcam') updateGradcam();
+  if (state.view === 'activations') {
+    updateActivations();
+    updateStats();
+  }
+}
+
+// The photo to the engine and the predictions, alone: a new model asks for them before it builds
+// its controls, so the worker computes while the page draws. False when there is nothing to show.
+export function refreshPredictions() {
+  if (!state.engineReady || !state.model || !state.photo) return false;
   if (state.photoOnEngine !== state.photoGen) {
     const { rgba, width, height } = state.photo;
     const copy = rgba.slice();
@@ -62,11 +73,7 @@ export function refresh() {
     state.photoOnEngine = state.photoGen;
   }
   updatePredictions();
-  if (state.view === 'gradcam') updateGradcam();
-  if (state.view === 'activations') {
-    updateActivations();
-    updateStats();
-  }
+  return true;
 }
 
 // A status line's note while the worker is busy with filter patterns (requests run in order).
