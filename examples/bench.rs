@@ -172,6 +172,9 @@ struct Options {
     /// off: build the network on the plain device (no autodiff wrapper), for forward-only profiles.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     autodiff: Switch,
+    /// `run`: calls after the first (a profiler's sample); `second_s` is their median.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -305,7 +308,7 @@ fn run(o: &Options) -> Res<()> {
     let mut times = Vec::new();
     let mut check = Value::Null;
     if o.case != Case::Load {
-        for _ in 0..2 {
+        for _ in 0..1 + o.repeat.max(1) {
             let t = Instant::now();
             check = operation(o, &loaded.net, &photo)?;
             times.push(t.elapsed().as_secs_f64());
@@ -317,7 +320,7 @@ fn run(o: &Options) -> Res<()> {
         "impl": format!("convlens-{}", o.backend.name()),
         "load": loaded.timings,
         "first_s": times.first(),
-        "second_s": times.get(1),
+        "second_s": median_of(times.get(1..).unwrap_or_default()),
         "peak_rss_mib": status_mib("VmHWM"),
         "check": check,
     });
@@ -461,4 +464,11 @@ impl<T, F: std::future::Future<Output = convlens::Result<T>>> BlockOn<T> for F {
     fn await_blocking(self) -> Res<T> {
         pollster::block_on(self).map_err(err)
     }
+}
+
+/// The median of `times` (none when empty).
+fn median_of(times: &[f64]) -> Option<f64> {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
 }

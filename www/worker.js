@@ -10,8 +10,6 @@
 // is worth computing. {op: 'cancel'} is handled at once: it asks a running filters job to stop;
 // so is {op: 'prefetch', args: {url, sha256}}: it reads those weights from the cache for the next load.
 
-import { threadPoolSize } from './js/backend-choice.js';
-
 // Two builds of the wasm (see the Makefile): pkg/ computes on WebGPU or on one CPU thread;
 // pkg/threads/ computes on the CPU with every core (rayon's threads are Web Workers sharing the
 // wasm's memory), which needs a cross-origin-isolated page (SharedArrayBuffer) and has no WebGPU.
@@ -47,14 +45,14 @@ async function startBuild(glue, binary) {
   return wasm;
 }
 
-// Loads and starts the build for `backend`. The threaded one falls back to the single-threaded
-// one when it cannot start (its files missing, or no memory for a shared 4 GiB-maximum buffer).
-// Its pool computes at once, on this thread alone until its workers are up.
-async function loadBuild(backend) {
-  if (backend === 'cpu' && THREADS_POSSIBLE) {
+// Loads and starts the build for `backend`; the threaded one with a pool of `threads` (the page
+// sizes it, so this worker imports nothing before it starts the download). It falls back to the
+// single-threaded one when it cannot start (its files missing, or no memory for a shared
+// 4 GiB-maximum buffer). Its pool computes at once, on this thread alone until its workers are up.
+async function loadBuild(backend, threads) {
+  if (backend === 'cpu' && THREADS_POSSIBLE && threads > 1) {
     try {
       const wasm = await startBuild('./pkg/threads/convlens.js', new URL('./pkg/threads/convlens_bg.wasm', import.meta.url));
-      const threads = threadPoolSize();
       await wasm.initThreadPool(threads);
       return { wasm, threads };
     } catch (err) {
@@ -71,8 +69,9 @@ async function wasmModule() {
   return (await build).wasm;
 }
 
-function prepare(backend) {
-  build ??= loadBuild(backend);
+// The build, started by the page's first {op: 'prepare', args: {backend, threads}}.
+function prepare(backend, threads = 1) {
+  build ??= loadBuild(backend, threads);
   build.catch(() => {});
   return build;
 }
@@ -402,7 +401,7 @@ self.onmessage = (event) => {
     return;
   }
   if (job.op === 'prepare') {
-    prepare(job.args.backend);
+    prepare(job.args.backend, job.args.threads);
     return;
   }
   if (job.op === 'prefetch') {

@@ -1,7 +1,7 @@
 // Which backend computes when the user left it on Auto, decided once per page: WebGPU on a real
 // GPU, else the CPU (a software WebGPU adapter such as SwiftShader is slower than the CPU path).
-// No imports, so index.html can ask early and start the worker on the build the choice needs;
-// the compute worker (and the benchmark's) import it too, for the size of the threaded pool.
+// No imports, so index.html can ask early and start the worker on the build the choice needs,
+// with a pool of `threadPoolSize()` (the benchmark's worker sizes its pool the same way).
 
 let auto = null;
 

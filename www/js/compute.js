@@ -1,6 +1,8 @@
 // The client of the compute worker (../worker.js, which owns the wasm Engine): one promise per
 // request, progress callbacks, and requests in a named slot that a newer one supersedes.
 
+import { threadPoolSize } from './backend-choice.js';
+
 class ComputeError extends Error {
   constructor(message, { code, fatal } = {}) {
     super(message);
@@ -12,10 +14,11 @@ class ComputeError extends Error {
 // Rejections that only mean "a newer request replaced this one": never shown.
 export const isQuiet = (err) => err && (err.code === 'superseded' || err.code === 'restarted');
 
-// A worker told at once which backend it will compute on, so it loads that build of the wasm.
+// A worker told at once which backend it will compute on (and with how many threads), so it
+// loads that build of the wasm.
 function spawn(backend) {
   const worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
-  worker.postMessage({ op: 'prepare', args: { backend } });
+  worker.postMessage({ op: 'prepare', args: { backend, threads: threadPoolSize() } });
   return { worker, backend, failed: null };
 }
 
