@@ -7,6 +7,8 @@
 //! as flex (taps in (kh, kw) order from zero, padded taps skipped, product then sum, bias last),
 //! so the values are identical.
 
+use super::host::{for_each, Epilogue};
+
 /// Output maps up to this many pixels go through `forward`; on larger ones (EfficientNet's
 /// 112×112 and 56×56, few channels) the transposes cost more than flex's rows.
 pub const MAX_PIXELS: usize = 28 * 28;
@@ -24,8 +26,8 @@ pub struct Geometry {
     pub output: [usize; 2],
 }
 
-/// `x`: N × C × H × W values; `weight`: C × kh × kw; `bias`: C. Returns N × C × H' × W'.
-pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+/// `x`: N × C × H × W values; `weight`: C × kh × kw; `epilogue`: C channels'. Returns N × C × H' × W'.
+pub fn forward(x: &[f32], weight: &[f32], epilogue: &Epilogue, g: &Geometry) -> Vec<f32> {
     let c = g.channels;
     let (in_plane, out_plane) = (g.input[0] * g.input[1], g.output[0] * g.output[1]);
     let taps = g.kernel[0] * g.kernel[1];
@@ -40,10 +42,12 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
     let mut out = vec![0.0; batch * c * out_plane];
     let (mut hwc, mut out_hwc) = (vec![0.0; in_plane * c], vec![0.0f32; out_plane * c]);
     for (image, result) in x.chunks_exact(c * in_plane).zip(out.chunks_exact_mut(c * out_plane)) {
-        transpose(image, c, in_plane, &mut hwc);
-        for oh in 0..g.output[0] {
-            for ow in 0..g.output[1] {
-                let acc = &mut out_hwc[(oh * g.output[1] + ow) * c..][..c];
+        transpose(image, c, in_plane, &mut hwc, &|_, _| {});
+        // The output rows in parallel, each a row of `out_hwc`. (Writing them straight into the
+        // NCHW planes, without `out_hwc`, measured slower: a store to every plane per pixel.)
+        let rows: Vec<(usize, &mut [f32])> = out_hwc.chunks_mut(g.output[1] * c).enumerate().collect();
+        for_each(rows, &|(oh, row)| {
+            for (ow, acc) in row.chunks_exact_mut(c).enumerate() {
                 acc.fill(0.0);
                 for kh in 0..g.kernel[0] {
                     let Some(ih) = source(oh, kh, 0, g) else { continue };
@@ -57,13 +61,8 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
                     }
                 }
             }
-        }
-        transpose(&out_hwc, out_plane, c, result);
-        if let Some(bias) = bias {
-            for (plane, &b) in result.chunks_exact_mut(out_plane).zip(bias) {
-                plane.iter_mut().for_each(|v| *v += b);
-            }
-        }
+        });
+        transpose(&out_hwc, out_plane, c, result, &|k, plane| epilogue.apply(k, plane));
     }
     out
 }
@@ -73,13 +72,21 @@ fn source(o: usize, k: usize, axis: usize, g: &Geometry) -> Option<usize> {
     (o * g.stride[axis] + k * g.dilation[axis]).checked_sub(g.pad_before[axis]).filter(|&i| i < g.input[axis])
 }
 
-/// A `rows` × `cols` matrix transposed into `out`.
-fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    for (r, row) in m.chunks_exact(cols).enumerate().take(rows) {
-        for (c, &v) in row.iter().enumerate() {
-            out[c * rows + r] = v;
+/// A `rows` × `cols` matrix transposed into `out` (`cols` rows of `rows`), then `then(j, row j)`
+/// on each of its rows; in parallel, a few thousand values a task.
+fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut [f32], then: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let rows = rows.max(1);
+    let per_task = (4096 / rows).max(1);
+    let tasks: Vec<(usize, &mut [f32])> = out.chunks_mut(per_task * rows).enumerate().collect();
+    for_each(tasks, &|(t, block)| {
+        for (i, row) in block.chunks_exact_mut(rows).enumerate() {
+            let j = t * per_task + i;
+            for (r, v) in row.iter_mut().enumerate() {
+                *v = m[r * cols + j];
+            }
+            then(j, row);
         }
-    }
+    });
 }
 
 #[cfg(test)]
@@ -120,8 +127,10 @@ mod tests {
             let x = values(2 * 6 * 9 * 7, 1);
             let w = values(6 * kernel[0] * kernel[1], 2);
             let b = values(6, 3);
-            assert_eq!(forward(&x, &w, Some(&b), &g), direct(&x, &w, Some(&b), &g), "{g:?}");
-            assert_eq!(forward(&x, &w, None, &g), direct(&x, &w, None, &g), "{g:?}");
+            assert_eq!(forward(&x, &w, &Epilogue { bias: Some(&b), clamp: None }, &g), direct(&x, &w, Some(&b), &g), "{g:?}");
+            assert_eq!(forward(&x, &w, &Epilogue::default(), &g), direct(&x, &w, None, &g), "{g:?}");
+            let relu6: Vec<f32> = direct(&x, &w, Some(&b), &g).into_iter().map(|v| v.clamp(0.0, 6.0)).collect();
+            assert_eq!(forward(&x, &w, &Epilogue { bias: Some(&b), clamp: Some((0.0, 6.0)) }, &g), relu6, "{g:?}");
         }
     }
 }

@@ -7,9 +7,11 @@
 //! (Keras) are both turned into this one form.
 
 mod depthwise;
+mod host;
 pub mod keras;
 pub mod onnx;
 pub mod ops;
+mod pointwise;
 mod winograd;
 
 use burn::tensor::{Device, Tensor};

@@ -8,7 +8,8 @@ use burn::tensor::module::{avg_pool2d, conv2d, conv_transpose2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{depthwise, winograd};
+use super::host::{Epilogue, Prepared};
+use super::{depthwise, pointwise, winograd};
 use crate::error::{Error, Result};
 use crate::formats::raw::HostTensor;
 
@@ -172,8 +173,8 @@ pub struct Conv {
     pub dilation: [usize; 2],
     pub groups: usize,
     pub padding: Padding,
-    /// The filters in Winograd's domain, made on the first forward that uses them.
-    pub winograd: winograd::FilterCache,
+    /// The weights as our kernels read them, made on the first forward off the tape on the CPU.
+    pub host: Prepared<HostWeights>,
 }
 
 impl Conv {
@@ -208,7 +209,7 @@ impl Conv {
             dilation,
             groups,
             padding,
-            winograd: Default::default(),
+            host: Default::default(),
         })
     }
 
@@ -236,14 +237,19 @@ impl Conv {
 
     /// [N, in, H, W] -> [N, out, H', W']
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_then(x, Act::Linear)
+    }
+
+    /// `act` of `forward`; off the tape on the CPU, our kernels apply a clamp `act` as they store.
+    pub fn forward_then(&self, x: Tensor<4>, act: Act) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         let [eh, ew] = self.extent();
         let pads = [self.padding.pads(0, h, eh, self.stride[0]), self.padding.pads(1, w, ew, self.stride[1])];
         let options = ConvOptions::new_with_padding(self.stride, pads, self.dilation, self.groups);
         if !x.is_tracked() && crate::backend::is_cpu(&x.device()) {
-            return self.forward_on_host(x, pads, options);
+            return self.forward_on_host(x, pads, options, act);
         }
-        conv2d(x, self.weight.clone(), self.bias.clone(), options)
+        act.apply(conv2d(x, self.weight.clone(), self.bias.clone(), options))
     }
 
     /// One filter per input channel (EfficientNet's, MobileNet's).
@@ -251,46 +257,66 @@ impl Conv {
         self.groups > 1 && self.weight.dims()[1] == 1 && self.out_channels() == self.groups
     }
 
-    /// `forward` of a conv that records nothing, on flex, by a kernel of ours where it beats flex's
-    /// own: Winograd for 3×3 stride-1 convs (`winograd`), channels as lanes for depthwise convs on
-    /// small maps (`depthwise`). They read the host values (flex's tensors live in host memory).
+    /// `forward_then` of a conv that records nothing, on flex, by a kernel of ours where it beats
+    /// flex's own: Winograd for 3×3 stride-1 convs (`winograd`), channels as lanes for depthwise
+    /// convs on small maps (`depthwise`), a product and one parallel pass for bias and clamp for
+    /// 1×1 convs (`pointwise`). They read the host values (flex's tensors live in host memory).
     /// Falls back to flex's conv where that is the faster one, or for values not f32.
-    fn forward_on_host(&self, x: Tensor<4>, pads: [(usize, usize); 2], options: ConvOptions<2>) -> Tensor<4> {
-        let flex = |x: Tensor<4>| conv2d(x, self.weight.clone(), self.bias.clone(), options.clone());
+    fn forward_on_host(&self, x: Tensor<4>, pads: [(usize, usize); 2], options: ConvOptions<2>, act: Act) -> Tensor<4> {
+        let flex = |x: Tensor<4>| act.apply(conv2d(x, self.weight.clone(), self.bias.clone(), options.clone()));
         let [n, c, h, w] = x.dims();
         let [k, _, kh, kw] = self.weight.dims();
         let Ok([_, oh, ow]) = self.out_shape([c, h, w]) else { return flex(x) };
         let output = [oh, ow];
         let pad_before = [pads[0].0, pads[1].0];
-        let winograd = winograd::applies([kh, kw], self.stride, self.dilation, self.groups, [c, k], output);
-        let depthwise = self.is_depthwise() && oh * ow <= depthwise::MAX_PIXELS;
-        if !winograd && !depthwise {
+        let kernel = if winograd::applies([kh, kw], self.stride, self.dilation, self.groups, [c, k], output) {
+            HostKernel::Winograd
+        } else if self.is_depthwise() && oh * ow <= depthwise::MAX_PIXELS {
+            HostKernel::Depthwise
+        } else if pointwise::applies([kh, kw], self.stride, self.groups, pads) {
+            HostKernel::Pointwise
+        } else {
             return flex(x);
-        }
-        let host = |t: TensorData| t.try_into_vec::<f32>().ok();
-        let weight = || host(self.weight.clone().without_autodiff().into_data());
-        let bias = match &self.bias {
-            Some(b) => match host(b.clone().without_autodiff().into_data()) {
-                Some(b) => Some(b),
-                None => return flex(x),
-            },
-            None => None,
         };
+        let host = |t: TensorData| t.try_into_vec::<f32>().ok();
+        let prepared = self.host.get_or_make(|| {
+            let values = host(self.weight.clone().without_autodiff().into_data())?;
+            let bias = match &self.bias {
+                Some(b) => Some(host(b.clone().without_autodiff().into_data())?),
+                None => None,
+            };
+            let weights = match kernel {
+                HostKernel::Winograd => KernelWeights::Winograd(winograd::Filters::new(&values, c, k)),
+                HostKernel::Depthwise => KernelWeights::Depthwise(values),
+                HostKernel::Pointwise => KernelWeights::Pointwise(values),
+            };
+            Some(HostWeights { weights, bias })
+        });
+        // (A conv's kernel follows from its weights' shape, so one made for another is not expected.)
+        let Some(prepared) = prepared.filter(|p| p.weights.kernel() == kernel) else { return flex(x) };
+        let clamp = Epilogue::clamp_of(act);
+        let epilogue = Epilogue { bias: prepared.bias.as_deref(), clamp };
         let device = x.device().without_autodiff();
         let data = x.without_autodiff().into_data();
-        let give_back = |data: TensorData| flex(Tensor::from_data(data, &device).autodiff());
-        let Ok(values) = data.as_slice::<f32>() else { return give_back(data) };
-        let values = if winograd {
-            let Some(filters) = self.winograd.get_or_make(|| weight().map(|w| winograd::Filters::new(&w, c, k))) else { return give_back(data) };
-            let geometry = winograd::Geometry { input: [h, w], pad_before, output };
-            winograd::forward(values, filters, bias.as_deref(), &geometry)
-        } else {
-            let Some(weight) = weight() else { return give_back(data) };
-            let geometry =
-                depthwise::Geometry { channels: c, input: [h, w], kernel: [kh, kw], stride: self.stride, dilation: self.dilation, pad_before, output };
-            depthwise::forward(values, &weight, bias.as_deref(), &geometry)
+        let Ok(values) = data.as_slice::<f32>() else { return flex(Tensor::from_data(data, &device).autodiff()) };
+        let values = match &prepared.weights {
+            KernelWeights::Winograd(filters) => {
+                let geometry = winograd::Geometry { input: [h, w], pad_before, output };
+                winograd::forward(values, filters, &epilogue, &geometry)
+            }
+            KernelWeights::Depthwise(weight) => {
+                let geometry =
+                    depthwise::Geometry { channels: c, input: [h, w], kernel: [kh, kw], stride: self.stride, dilation: self.dilation, pad_before, output };
+                depthwise::forward(values, weight, &epilogue, &geometry)
+            }
+            KernelWeights::Pointwise(weight) => pointwise::forward(values, weight, [c, k], h * w, &epilogue),
         };
-        Tensor::from_data(TensorData::new(values, [n, k, oh, ow]), &device).autodiff()
+        let y = Tensor::from_data(TensorData::new(values, [n, k, oh, ow]), &device).autodiff();
+        if clamp.is_some() {
+            y
+        } else {
+            act.apply(y)
+        }
     }
 
     /// Folds an inference-mode batch norm that follows this bias-free conv into it, on the host:
@@ -306,6 +332,38 @@ impl Conv {
             chunk.iter_mut().for_each(|v| *v *= norm.scale[c]);
         }
         Ok(((shape, values), (vec![channels], norm.shift.clone())))
+    }
+}
+
+/// Which of our kernels computes a conv off the tape (`Conv::forward_on_host`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HostKernel {
+    Winograd,
+    Depthwise,
+    Pointwise,
+}
+
+/// A conv's weights and bias as its host kernel reads them: Winograd's filters (four times the
+/// size of the 3×3 weights: VGG16's 59 MB of conv weights, 235 MB more; 10–20 ms to make for a
+/// 512-channel layer natively), or the values themselves (1×1 and depthwise convs: one more copy).
+pub struct HostWeights {
+    weights: KernelWeights,
+    bias: Option<Vec<f32>>,
+}
+
+enum KernelWeights {
+    Winograd(winograd::Filters),
+    Depthwise(Vec<f32>),
+    Pointwise(Vec<f32>),
+}
+
+impl KernelWeights {
+    fn kernel(&self) -> HostKernel {
+        match self {
+            KernelWeights::Winograd(_) => HostKernel::Winograd,
+            KernelWeights::Depthwise(_) => HostKernel::Depthwise,
+            KernelWeights::Pointwise(_) => HostKernel::Pointwise,
+        }
     }
 }
 
@@ -690,7 +748,7 @@ impl Op {
             Conv {
                 weight: he_normal([o, i, kh, kw], i * kh * kw, draw, &c.weight.device()),
                 bias: c.bias.as_ref().map(|b| b.zeros_like()),
-                winograd: Default::default(),
+                host: Default::default(),
                 ..c.clone()
             }
         }
@@ -835,8 +893,8 @@ impl Op {
                     merge.apply(x, constant.clone())
                 }
             }
-            Op::Conv { conv, act } => act.apply(conv.forward(x)),
-            Op::Separable { depthwise, pointwise, act } => act.apply(pointwise.forward(depthwise.forward(x))),
+            Op::Conv { conv, act } => conv.forward_then(x, *act),
+            Op::Separable { depthwise, pointwise, act } => pointwise.forward_then(depthwise.forward(x), *act),
             Op::Dense { dense, act } => act.apply(dense.forward(x)),
             Op::ConvTranspose(t) => t.forward(x),
             Op::Affine(a) => a.forward(x),
@@ -904,25 +962,31 @@ mod tests {
     fn convs_off_the_tape_match_flex() {
         let device = Device::flex().autodiff();
         let values = |n: usize, seed: usize| (0..n).map(|i| (((i * 37 + seed * 11) % 29) as f32 - 14.0) / 14.0).collect::<Vec<f32>>();
-        // (in, out, groups, padding, stride): Winograd twice, depthwise, and a stride-2 conv for flex.
-        for (ci, co, groups, padding, stride) in
-            [(16, 24, 1, Padding::TfSame, 1), (20, 16, 1, Padding::Valid, 1), (16, 16, 16, Padding::Same, 1), (16, 16, 1, Padding::TfSame, 2)]
-        {
-            let weight = (vec![co, ci / groups, 3, 3], values(co * ci / groups * 9, 1));
+        // (in, out, kernel, groups, padding, stride, activation): Winograd twice, depthwise, 1×1,
+        // a stride-2 conv for flex; clamps the kernels apply as they store, and a swish after.
+        for (ci, co, k, groups, padding, stride, act) in [
+            (16, 24, 3, 1, Padding::TfSame, 1, Act::Relu),
+            (20, 16, 3, 1, Padding::Valid, 1, Act::Linear),
+            (16, 16, 3, 16, Padding::Same, 1, Act::Relu6),
+            (16, 12, 1, 1, Padding::Valid, 1, Act::Clip { min: -0.3, max: 0.4 }),
+            (12, 16, 1, 1, Padding::Same, 1, Act::Swish),
+            (16, 16, 3, 1, Padding::TfSame, 2, Act::Relu6),
+        ] {
+            let weight = (vec![co, ci / groups, k, k], values(co * ci / groups * k * k, 1));
             let conv = Conv::new(weight, Some((vec![co], values(co, 2))), [stride; 2], [1, 1], groups, padding, &device).unwrap();
             let input = TensorData::new(values(2 * ci * 10 * 9, 3), [2, ci, 10, 9]);
             let x = Tensor::<4>::from_data(input.clone(), &device).require_grad();
-            let tracked = conv.forward(x.clone()).into_data().try_into_vec::<f32>().unwrap();
-            let scale = tracked.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let tracked = conv.forward_then(x.clone(), act).into_data().try_into_vec::<f32>().unwrap();
+            let scale = conv.forward(x).into_data().try_into_vec::<f32>().unwrap().iter().fold(0.0f32, |m, v| m.max(v.abs()));
             for call in 0..2 {
-                let untracked = conv.forward(Tensor::<4>::from_data(input.clone(), &device));
+                let untracked = conv.forward_then(Tensor::<4>::from_data(input.clone(), &device), act);
                 assert!(untracked.is_autodiff());
                 let untracked = untracked.into_data().try_into_vec::<f32>().unwrap();
                 assert_eq!(untracked.len(), tracked.len());
                 let worst = untracked.iter().zip(&tracked).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(
                     worst < 1e-5 * scale,
-                    "{ci} → {co}, {groups} groups, {padding:?}, stride {stride}, call {call}: off by {worst} on values up to {scale}"
+                    "{ci} → {co}, {k}×{k}, {groups} groups, {padding:?}, stride {stride}, {act:?}, call {call}: off by {worst} on values up to {scale}"
                 );
             }
         }

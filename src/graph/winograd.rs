@@ -12,7 +12,7 @@
 //! rounding only (interpolation points 0, ±1, ±2, ∞; the test bounds the difference against an f64
 //! sum, and the golden tests against PyTorch and Keras still pass).
 
-use std::sync::{Arc, OnceLock};
+use super::host::{for_each, Epilogue};
 
 /// Bᵀ: the input transform.
 const BT: [[f32; 6]; 6] = [
@@ -101,37 +101,15 @@ impl Filters {
     }
 }
 
-/// `Filters`, made on a conv's first forward through `forward` and kept, so a forward pass does
-/// not redo them (10–20 ms a 512-channel layer natively). They are four times the size of the 3×3
-/// weights (VGG16: 59 MB of conv weights, 235 MB more). Clones of a conv share them.
-#[derive(Clone, Default)]
-pub struct FilterCache(Arc<OnceLock<Filters>>);
-
-impl FilterCache {
-    /// The kept filters, or those `make` gives (kept), or None when it gives none.
-    pub fn get_or_make(&self, make: impl FnOnce() -> Option<Filters>) -> Option<&Filters> {
-        if self.0.get().is_none() {
-            let _ = self.0.set(make()?);
-        }
-        self.0.get()
-    }
-}
-
-impl std::fmt::Debug for FilterCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FilterCache({})", if self.0.get().is_some() { "made" } else { "empty" })
-    }
-}
-
-/// `x`: N × C × H × W values; `filters`: those of the K × C × 3 × 3 weights; `bias`: K.
+/// `x`: N × C × H × W values; `filters`: those of the K × C × 3 × 3 weights; `epilogue`: K channels'.
 /// Returns N × K × H' × W'.
-pub fn forward(x: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+pub fn forward(x: &[f32], filters: &Filters, epilogue: &Epilogue, g: &Geometry) -> Vec<f32> {
     let band_rows = BAND_VALUES / filters.channels_in.max(filters.channels_out) / g.output[1].div_ceil(OUT);
-    forward_in_bands(x, filters, bias, g, band_rows)
+    forward_in_bands(x, filters, epilogue, g, band_rows)
 }
 
 /// `forward`, `band_rows` tile rows at a time.
-fn forward_in_bands(x: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geometry, band_rows: usize) -> Vec<f32> {
+fn forward_in_bands(x: &[f32], filters: &Filters, epilogue: &Epilogue, g: &Geometry, band_rows: usize) -> Vec<f32> {
     let (ci, co) = (filters.channels_in, filters.channels_out);
     let [oh, ow] = g.output;
     let in_len = ci * g.input[0] * g.input[1];
@@ -153,14 +131,14 @@ fn forward_in_bands(x: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geom
         let (n, band) = (i / bands_per_image, i % bands_per_image);
         let first_row = band * band_rows;
         let rows = band_rows.min(tile_rows - first_row);
-        band_forward(&x[n * in_len..][..in_len], filters, bias, g, first_row, rows, &mut planes);
+        band_forward(&x[n * in_len..][..in_len], filters, epilogue, g, first_row, rows, &mut planes);
     });
     out
 }
 
 /// One band of `rows` tile rows from tile row `first_row` of one image (`image`: C × H × W) into
 /// `planes`: the band's rows of each output plane.
-fn band_forward(image: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geometry, first_row: usize, rows: usize, planes: &mut [&mut [f32]]) {
+fn band_forward(image: &[f32], filters: &Filters, epilogue: &Epilogue, g: &Geometry, first_row: usize, rows: usize, planes: &mut [&mut [f32]]) {
     let (ci, co) = (filters.channels_in, filters.channels_out);
     let [h, w] = g.input;
     let [oh, ow] = g.output;
@@ -229,7 +207,7 @@ fn band_forward(image: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geom
             );
         }
     });
-    // Y = Aᵀ M A (+ bias) of every tile: 16 pixels of `co` lanes, then into the planes.
+    // Y = Aᵀ M A of every tile, then the epilogue: 16 pixels of `co` lanes, then into the planes.
     let mut half = vec![0.0f32; OUT * IN * co];
     let mut y = vec![0.0f32; OUT * OUT * co];
     let band_h = (oh - first_row * OUT).min(rows * OUT);
@@ -242,9 +220,7 @@ fn band_forward(image: &[f32], filters: &Filters, bias: Option<&[f32]>, g: &Geom
         }
         for (p, pixel) in y.chunks_exact_mut(co).enumerate() {
             combine(&AT[p % OUT], |s| &half[(p / OUT * IN + s) * co..][..co], pixel);
-            if let Some(bias) = bias {
-                pixel.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-            }
+            epilogue.apply_lanes(pixel);
         }
         let (height, width) = ((band_h - ty * OUT).min(OUT), (ow - tx * OUT).min(OUT));
         for (k, plane) in planes.iter_mut().enumerate() {
@@ -271,18 +247,6 @@ fn combine<'a>(coefs: &[f32], rows: impl Fn(usize) -> &'a [f32], out: &mut [f32]
     for (r, &a) in terms {
         out.iter_mut().zip(rows(r)).for_each(|(o, &x)| *o += a * x);
     }
-}
-
-/// `f` on each item, in parallel where rayon runs flex's loops too (natively, the threaded
-/// browser build).
-fn for_each<T: Send>(items: Vec<T>, f: &(dyn Fn(T) + Sync)) {
-    #[cfg(any(not(target_family = "wasm"), feature = "threads"))]
-    {
-        use rayon::prelude::*;
-        items.into_par_iter().for_each(f);
-    }
-    #[cfg(all(target_family = "wasm", not(feature = "threads")))]
-    items.into_iter().for_each(f);
 }
 
 #[cfg(test)]
@@ -326,11 +290,15 @@ mod tests {
             let x = values(2 * 17 * input[0] * input[1], 1);
             let w = values(19 * 17 * 9, 2);
             let b = values(19, 3);
-            for (bias, band_rows) in [(Some(&b[..]), 1), (None, 2), (Some(&b[..]), 100)] {
-                let got = forward_in_bands(&x, &Filters::new(&w, 17, 19), bias, &g, band_rows);
-                let want = direct(&x, &w, bias, 19, &g);
-                assert_eq!(got.len(), want.len());
+            // Last, with a ReLU6 as the epilogue's clamp (the error bound is the unclamped values').
+            for (bias, band_rows, clamp) in [(Some(&b[..]), 1, None), (None, 2, None), (Some(&b[..]), 100, Some((0.0, 6.0)))] {
+                let got = forward_in_bands(&x, &Filters::new(&w, 17, 19), &Epilogue { bias, clamp }, &g, band_rows);
+                let mut want = direct(&x, &w, bias, 19, &g);
                 let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                if let Some((lo, hi)) = clamp {
+                    want.iter_mut().for_each(|v| *v = v.clamp(lo as f64, hi as f64));
+                }
+                assert_eq!(got.len(), want.len());
                 let worst = got.iter().zip(&want).fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
                 assert!(worst < 1e-5 * scale, "{g:?}, {band_rows} rows a band: off by {worst} on values up to {scale}");
             }
