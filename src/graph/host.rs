@@ -3,8 +3,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::ops::Act;
-
 /// What a conv's host kernel made from its weights on its first forward (Winograd's filters, or
 /// the values read out of flex's tensors, which would otherwise be copied on every forward),
 /// kept for the next ones; clones of the conv share it.
@@ -45,21 +43,12 @@ impl<T> std::fmt::Debug for Prepared<T> {
 pub struct Epilogue<'a> {
     /// One value per output channel.
     pub bias: Option<&'a [f32]>,
-    /// (lo, hi): the activation, as `Tensor::clamp_min(lo).clamp_max(hi)` computes it.
+    /// (lo, hi): the activation, as `Tensor::clamp_min(lo).clamp_max(hi)` computes it
+    /// (`Act::as_clamp`).
     pub clamp: Option<(f32, f32)>,
 }
 
 impl<'a> Epilogue<'a> {
-    /// `act` as a clamp, when it is one (the kernels then apply it; else the caller does).
-    pub fn clamp_of(act: Act) -> Option<(f32, f32)> {
-        match act {
-            Act::Relu => Some((0.0, f32::INFINITY)),
-            Act::Relu6 => Some((0.0, 6.0)),
-            Act::Clip { min, max } => Some((min, max)),
-            _ => None,
-        }
-    }
-
     /// The values of output channel `k`, in place.
     pub fn apply(&self, k: usize, values: &mut [f32]) {
         let b = self.bias.map_or(0.0, |b| b[k]);

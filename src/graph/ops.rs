@@ -115,6 +115,17 @@ fn hard_sigmoid(x: Tensor<4>, alpha: f32, beta: f32) -> Tensor<4> {
 }
 
 impl Act {
+    /// The activation as a clamp's (lo, hi), when it is one: our conv kernels then apply it as
+    /// they store (`host::Epilogue`); other activations follow as tensor ops.
+    pub fn as_clamp(self) -> Option<(f32, f32)> {
+        match self {
+            Act::Relu => Some((0.0, f32::INFINITY)),
+            Act::Relu6 => Some((0.0, 6.0)),
+            Act::Clip { min, max } => Some((min, max)),
+            _ => None,
+        }
+    }
+
     pub fn apply(self, x: Tensor<4>) -> Tensor<4> {
         // A forward that records no backward (predictions, activations, the layers before
         // Grad-CAM's tap) runs its activations on the inner backend: Burn's autodiff computes a
@@ -294,7 +305,7 @@ impl Conv {
         });
         // (A conv's kernel follows from its weights' shape, so one made for another is not expected.)
         let Some(prepared) = prepared.filter(|p| p.weights.kernel() == kernel) else { return flex(x) };
-        let clamp = Epilogue::clamp_of(act);
+        let clamp = act.as_clamp();
         let epilogue = Epilogue { bias: prepared.bias.as_deref(), clamp };
         let device = x.device().without_autodiff();
         let data = x.without_autodiff().into_data();
